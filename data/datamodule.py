@@ -1,0 +1,200 @@
+"""Lightning DataModule over the cached shallow-water trajectories."""
+
+import logging
+import os
+
+import h5py
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from data.generate import DataSpec, ensure_cached, generate_trajectories, read_stats
+
+log = logging.getLogger(__name__)
+
+
+class EpochBatchSampler(Sampler):
+    """Batches of indices, reshuffled per epoch from ``seed + epoch`` and sharded over ranks.
+
+    Seeding by epoch (rather than from the global RNG) makes the order of every
+    epoch reproducible, including after a resume.
+    """
+
+    def __init__(
+        self, size: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.size)[self.rank :: self.world_size]
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        per_rank = self.size // self.world_size
+        return order[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+    def __iter__(self):
+        indices = self._indices()
+        stop = len(indices) - len(indices) % self.batch_size if self.shuffle else len(indices)
+        for start in range(0, stop, self.batch_size):
+            yield indices[start : start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        count = len(self._indices())
+        return count // self.batch_size if self.shuffle else -(-count // self.batch_size)
+
+
+class InMemoryTrajectories(Dataset):
+    """Normalised trajectories held as one tensor; a batch is a single indexing operation."""
+
+    def __init__(self, states: torch.Tensor) -> None:
+        self.states = states  # (num, steps, 3, nlat, nlon)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        return self.states[indices]
+
+
+class HDF5Trajectories(Dataset):
+    """Trajectories read from the cache file on access, for splits too large for memory.
+
+    The file is opened lazily in each process, so DataLoader workers work.
+    """
+
+    def __init__(self, path: str, split: str, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.path, self.split, self.mean, self.std = path, split, mean, std
+        with h5py.File(path, "r") as file:
+            self.length = len(file[split])
+        self._file = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        order = np.argsort(indices)
+        rows = np.empty_like(order)
+        rows[order] = np.arange(len(indices))
+        states = self._file[self.split][np.asarray(indices)[order]][rows]
+        return (torch.from_numpy(states) - self.mean) / self.std
+
+
+def _batch_as_is(batch: torch.Tensor) -> torch.Tensor:
+    return batch
+
+
+class ShallowWaterDataModule(LightningDataModule):
+    """Train/val/test trajectories of the shallow-water equations, normalised per channel.
+
+    A batch has shape (batch, steps, 3, nlat, nlon): ``train_steps`` states for
+    training and validation, ``rollout_steps + 1`` for test.
+    """
+
+    def __init__(
+        self,
+        nlat: int,
+        nlon: int,
+        grid: str,
+        solver_steps: int,
+        mach: float,
+        spinup_steps: int,
+        train_steps: int,
+        rollout_steps: int,
+        num_examples: int,
+        num_val_examples: int,
+        num_test_examples: int,
+        seeds: dict,
+        data_root: str,
+        batch_size: int,
+        online: bool = False,
+        in_memory_max_gb: float = 4.0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.spec = DataSpec(
+            nlat=nlat,
+            nlon=nlon,
+            grid=grid,
+            solver_steps=solver_steps,
+            mach=mach,
+            spinup_steps=spinup_steps,
+            train_steps=train_steps,
+            rollout_steps=rollout_steps,
+            num_examples=num_examples,
+            num_val_examples=num_val_examples,
+            num_test_examples=num_test_examples,
+            seeds={split: int(seed) for split, seed in dict(seeds).items()},
+        )
+        self.data_root = data_root
+        self.batch_size = batch_size
+        self.online = online
+        self.in_memory_max_bytes = in_memory_max_gb * 2**30
+        self.num_workers = num_workers
+        self.path = str(self.spec.cache_path(data_root))
+        self.datasets: dict[str, Dataset] = {}
+        self.mean = self.std = None
+
+    def prepare_data(self) -> None:
+        ensure_cached(self.spec, self.data_root)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        try:
+            self._load()
+        except OSError as error:
+            log.warning("data: %s failed its checksum on read (%s); regenerating it", self.path, error)
+            os.remove(self.path)
+            ensure_cached(self.spec, self.data_root)
+            self._load()
+
+    def _load(self) -> None:
+        mean, std = read_stats(self.path)
+        self.mean = torch.from_numpy(mean).float().reshape(3, 1, 1)
+        self.std = torch.from_numpy(std).float().reshape(3, 1, 1)
+        with h5py.File(self.path, "r") as file:
+            for split in ("train", "val", "test"):
+                if file[split].size * 4 > self.in_memory_max_bytes:
+                    self.datasets[split] = HDF5Trajectories(self.path, split, self.mean, self.std)
+                else:
+                    self.datasets[split] = InMemoryTrajectories(self.normalize(torch.from_numpy(file[split][()])))
+
+    def normalize(self, states: torch.Tensor) -> torch.Tensor:
+        return (states - self.mean.to(states)) / self.std.to(states)
+
+    def _online_train_set(self) -> Dataset:
+        """Fresh training trajectories for this epoch, seeded by (train seed, epoch)."""
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        seed = int(np.random.SeedSequence([self.spec.seeds["train"], epoch]).generate_state(1)[0])
+        states = generate_trajectories(self.spec, self.spec.num_examples, self.spec.train_steps, seed)
+        return InMemoryTrajectories(self.normalize(torch.from_numpy(states)))
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        epoch_seed = self.spec.seeds["train"]
+        sampler = EpochBatchSampler(len(dataset), self.batch_size, shuffle, epoch_seed, rank, world_size)
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=_batch_as_is,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self._online_train_set() if self.online else self.datasets["train"]
+        return self._loader(dataset, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["val"], shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["test"], shuffle=False)

@@ -1,0 +1,170 @@
+"""Shallow-water data: generated once, batched and seeded, cached in one HDF5 file.
+
+Each split is a set of trajectories of one-hour states, shape
+(num, steps, 3, nlat, nlon) in physical units (geopotential, vorticity,
+divergence). Every trajectory starts from torch-harmonics' random initial
+condition and is integrated for ``spinup_steps`` hours before its first state is
+kept, because those initial conditions are far from balance: the geopotential's
+spread doubles in the first hour and settles after about three.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from filelock import FileLock
+from tqdm.auto import tqdm
+
+from data.solver import BatchedShallowWaterSolver
+
+log = logging.getLogger(__name__)
+
+# Bump whenever the generation code changes what a given spec produces.
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+CHANNELS = ("geopotential", "vorticity", "divergence")
+SECONDS_PER_STEP = 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Everything that determines the generated arrays; its hash names the cache file."""
+
+    nlat: int
+    nlon: int
+    grid: str
+    solver_steps: int  # solver steps per one-hour sample step
+    mach: float
+    spinup_steps: int
+    train_steps: int  # states per training/validation sample
+    rollout_steps: int  # one-hour steps per test trajectory
+    num_examples: int
+    num_val_examples: int
+    num_test_examples: int
+    seeds: dict  # {"train": int, "val": int, "test": int}
+    dtype: str = "float32"
+    chunk_size: int = 256
+
+    def split_shape(self, split: str) -> tuple:
+        count = {"train": self.num_examples, "val": self.num_val_examples, "test": self.num_test_examples}[split]
+        steps = self.rollout_steps + 1 if split == "test" else self.train_steps
+        return (count, steps, len(CHANNELS), self.nlat, self.nlon)
+
+    def as_json(self) -> str:
+        fields = dataclasses.asdict(self)
+        fields["seeds"] = {split: int(self.seeds[split]) for split in SPLITS}
+        fields["format_version"] = FORMAT_VERSION
+        return json.dumps(fields, sort_keys=True)
+
+    def cache_path(self, data_root: str | os.PathLike) -> Path:
+        digest = hashlib.sha256(self.as_json().encode()).hexdigest()[:16]
+        return Path(data_root) / f"swe_{self.nlat}x{self.nlon}_{digest}.h5"
+
+
+def make_solver(spec: DataSpec) -> BatchedShallowWaterSolver:
+    lmax = math.ceil(spec.nlat / 3)
+    solver = BatchedShallowWaterSolver(
+        spec.nlat, spec.nlon, SECONDS_PER_STEP / spec.solver_steps, lmax=lmax, mmax=lmax, grid=spec.grid
+    )
+    return solver.to(getattr(torch, spec.dtype))
+
+
+def generate_trajectories(spec: DataSpec, num: int, steps: int, seed: int, progress: tqdm | None = None) -> np.ndarray:
+    """``num`` trajectories of ``steps`` one-hour states after the spin-up, shape (num, steps, 3, nlat, nlon)."""
+    solver = make_solver(spec)
+    generator = torch.Generator().manual_seed(seed)
+    initial = solver.random_initial_condition(num, spec.mach, generator)
+    out = np.empty((num, steps, len(CHANNELS), spec.nlat, spec.nlon), dtype=np.float32)
+    total_hours = spec.spinup_steps + steps - 1
+    with torch.inference_mode():
+        for start in range(0, num, spec.chunk_size):
+            uspec = initial[start : start + spec.chunk_size]
+            hourly = solver.integrate(uspec, total_hours * spec.solver_steps, spec.solver_steps)
+            kept = torch.cat([uspec[:, None], hourly], dim=1)[:, spec.spinup_steps :]
+            states = solver.spec2grid(kept)
+            if not torch.isfinite(states).all():
+                raise FloatingPointError(
+                    f"The shallow-water solver blew up at {spec.nlat}x{spec.nlon} with "
+                    f"data.solver_steps={spec.solver_steps} per hour: increase data.solver_steps."
+                )
+            out[start : start + len(uspec)] = states.float().numpy()
+            if progress is not None:
+                progress.update(len(uspec))
+    return out
+
+
+def _write(spec: DataSpec, path: Path) -> None:
+    """Generate every split into ``path`` (the caller renames it into place)."""
+    total = sum(spec.split_shape(split)[0] for split in SPLITS)
+    with tqdm(total=total, desc=f"generating {path.name}", unit="traj") as progress, h5py.File(path, "w") as file:
+        for split in SPLITS:
+            count, steps, *_ = spec.split_shape(split)
+            states = generate_trajectories(spec, count, steps, spec.seeds[split], progress)
+            chunks = (1, *states.shape[1:])
+            file.create_dataset(split, data=states, chunks=chunks, fletcher32=True)
+            if split == "train":
+                as64 = states.astype(np.float64)
+                file.attrs["mean"] = as64.mean(axis=(0, 1, 3, 4))
+                file.attrs["std"] = as64.std(axis=(0, 1, 3, 4))
+        file.attrs["spec"] = spec.as_json()
+
+
+def problem_with(path: Path, spec: DataSpec) -> str | None:
+    """Why the file at ``path`` cannot serve ``spec``, or None when it can."""
+    try:
+        with h5py.File(path, "r") as file:
+            if file.attrs.get("spec") != spec.as_json():
+                return "written for another data configuration"
+            for split in SPLITS:
+                if file[split].shape != spec.split_shape(split):
+                    return f"holding a '{split}' split of the wrong shape"
+            if "mean" not in file.attrs or "std" not in file.attrs:
+                return "missing its normalisation statistics"
+    except (OSError, KeyError) as error:
+        return f"unreadable ({error})"
+    return None
+
+
+def ensure_cached(spec: DataSpec, data_root: str | os.PathLike) -> Path:
+    """Path of a complete cache file for ``spec``, generating it if needed.
+
+    Concurrent callers wait on a lock and generate the file once; it is written
+    under a temporary name and renamed when complete, so an interrupted
+    generation never leaves a file that looks complete.
+    """
+    path = spec.cache_path(data_root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with FileLock(f"{path}.lock"):
+        if path.exists():
+            problem = problem_with(path, spec)
+            if problem is None:
+                log.info("data: cache hit %s (%.2f s)", path, time.perf_counter() - started)
+                return path
+            log.warning("data: cache file %s is %s; regenerating it", path, problem)
+            path.unlink()
+        for stale in path.parent.glob(f"{path.name}.tmp*"):
+            stale.unlink()
+        partial = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        try:
+            _write(spec, partial)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+    count = sum(spec.split_shape(split)[0] for split in SPLITS)
+    log.info("data: generated %d trajectories into %s in %.1f s", count, path, time.perf_counter() - started)
+    return path
+
+
+def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of the training split, shape (3,) each."""
+    with h5py.File(path, "r") as file:
+        return np.asarray(file.attrs["mean"]), np.asarray(file.attrs["std"])

@@ -1,0 +1,3 @@
+from models.module import NeuralOperatorModule
+
+__all__ = ["NeuralOperatorModule"]

@@ -1,0 +1,43 @@
+"""Error measures on the sphere.
+
+A lat-lon grid over-represents the poles, so every measure here weights grid
+points by the area they stand for (the grid's quadrature weights). Fields have
+shape (..., channels, nlat, nlon); measures keep (..., channels).
+"""
+
+import torch
+from torch_harmonics.quadrature import clenshaw_curtiss_weights, legendre_gauss_weights, lobatto_weights
+
+_QUADRATURE = {
+    "equiangular": clenshaw_curtiss_weights,
+    "legendre-gauss": legendre_gauss_weights,
+    "lobatto": lobatto_weights,
+}
+
+
+def area_weights(nlat: int, nlon: int, grid: str = "equiangular") -> torch.Tensor:
+    """Weights of shape (nlat, 1) such that ``(w * f).sum((-2, -1))`` is the area mean of f."""
+    _, weights = _QUADRATURE[grid](nlat, -1, 1)
+    weights = weights / weights.sum() / nlon
+    return weights.reshape(nlat, 1).float()
+
+
+def area_mean(field: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return (field * weights).sum(dim=(-2, -1))
+
+
+def squared_l2_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Area-weighted mean squared error, averaged over everything but the grid."""
+    return area_mean((prediction - target) ** 2, weights).mean()
+
+
+def relative_l2(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """||prediction - target|| / ||target|| in the area-weighted L2 norm, per channel."""
+    error = area_mean((prediction - target) ** 2, weights)
+    norm = area_mean(target**2, weights)
+    return (error / norm).sqrt()
+
+
+def rmse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Area-weighted root mean squared error, per channel, in the fields' own units."""
+    return area_mean((prediction - target) ** 2, weights).sqrt()

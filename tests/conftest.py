@@ -1,0 +1,72 @@
+"""Shared settings: tiny data, tiny models, and a data cache shared by the whole session."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+import custom_resolvers  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = str(REPO / "config")
+
+# Small enough that a run takes seconds on two cores, large enough to exercise every path.
+TINY_DATA = [
+    "data.num_examples=8",
+    "data.num_val_examples=4",
+    "data.num_test_examples=2",
+    "data.spinup_steps=1",
+    "data.rollout_steps=3",
+]
+TINY = [
+    *TINY_DATA,
+    "batch_size=4",
+    "training.effective_batch_size=4",
+    "training.max_epochs=1",
+    "model.width=8",
+    "model.layers=1",
+]
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    """One data cache for the whole test session, so each tiny data set is generated once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def quiet_wandb(tmp_path, monkeypatch):
+    """Keep W&B's own cache and settings out of the home folder."""
+    for variable in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
+        monkeypatch.setenv(variable, str(tmp_path / "wandb-home"))
+
+
+def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    """The config `python train.py <overrides>` would get, with Hydra's runtime filled in."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("neuraloperator", overrides=overrides, return_hydra_config=True)
+    if output_dir is not None:
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(output_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # the task function never sees it
+    return cfg
+
+
+def run_train(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `python train.py <args>` as a user would, from ``cwd``."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"train.py {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result

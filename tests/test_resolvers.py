@@ -1,0 +1,59 @@
+import pytest
+from omegaconf import OmegaConf
+
+import custom_resolvers
+
+
+def test_output_dir_routes_debug_runs():
+    assert custom_resolvers.output_dir("2026-01-01/2026-01-01_10-00-00_sfno32x64", False).startswith("2026-01-01/")
+    assert custom_resolvers.output_dir("2026-01-01/anything", True) == "debug"
+
+
+def test_output_dir_rejects_non_boolean_debug():
+    with pytest.raises(ValueError, match="debug=True or debug=False"):
+        custom_resolvers.output_dir("scheme", "yes")
+
+
+def test_prepend_underscore_leaves_no_trailing_separator():
+    assert custom_resolvers.prepend_underscore("") == ""
+    assert custom_resolvers.prepend_underscore("training.lr=0.1") == "_training.lr=0.1"
+
+
+def test_abspath(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert custom_resolvers.abspath("outputs/run") == str(tmp_path / "outputs" / "run")
+
+
+def test_mkdirs_creates_the_folder(tmp_path):
+    target = tmp_path / "a" / "ckpt"
+    assert custom_resolvers.mkdirs(str(target)) == str(target)
+    assert target.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("devices", "expected"),
+    [(1, False), (2, True), (-1, True), ("1", False), ("4", True), ([0], False), ([0, 1], True), ("0,1", True)],
+)
+def test_isdist(devices, expected):
+    assert custom_resolvers.isdist(devices) is expected
+
+
+def test_accumulation_turns_effective_batch_into_steps():
+    assert custom_resolvers.accumulation(16, 16, 1) == 1
+    assert custom_resolvers.accumulation(64, 16, 1) == 4
+    assert custom_resolvers.accumulation(64, 16, 2) == 2
+
+
+def test_accumulation_names_both_keys_when_it_cannot_divide():
+    with pytest.raises(ValueError, match=r"training.effective_batch_size=20.*batch_size=16"):
+        custom_resolvers.accumulation(20, 16, 1)
+
+
+def test_resolvers_are_registered_once_whatever_imports_them():
+    import importlib
+
+    importlib.reload(custom_resolvers)
+    importlib.reload(custom_resolvers)
+    config = OmegaConf.create({"name": "${prepend_underscore:x}", "dist": "${isdist:[0,1]}"})
+    assert config.name == "_x"
+    assert config.dist is True
