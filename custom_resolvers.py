@@ -4,11 +4,17 @@ Importing this module registers them; importing it again (tests, multiruns)
 is harmless because each registration replaces the previous one.
 """
 
+import hashlib
 import os
+import re
 
 from omegaconf import OmegaConf
 
 DEBUG_DIR = "debug"
+# Of the 255 bytes a file name may have: the rest leaves room for run_dir's "_2", "_3"...
+MAX_NAME_BYTES = 240
+_DROPPED = re.compile(r"[\"'\[\](){}]")  # quotes and brackets of override values
+_UNSAFE = re.compile(r"[^A-Za-z0-9._,=+~-]+")  # "/", spaces, ":", "*", non-ASCII...
 
 
 def output_dir(scheme: str, debug: bool) -> str:
@@ -16,6 +22,43 @@ def output_dir(scheme: str, debug: bool) -> str:
     if not isinstance(debug, bool):
         raise ValueError(f"debug must be True or False, got {debug!r}: pass debug=True or debug=False")
     return DEBUG_DIR if debug else scheme
+
+
+def safe_dirname(name: str) -> str:
+    """``name`` as one flat, portable folder name, whatever the override values hold.
+
+    Quotes and brackets are dropped; every other run of characters outside ``A-Za-z0-9._,=+~-`` (a ``/`` that
+    would nest folders, spaces...) becomes one ``-``. A name longer than MAX_NAME_BYTES is cut and ends with a
+    hash of the full name, so that different override lists keep different names (the full list is in the run's
+    ``.hydra/overrides.yaml``).
+    """
+    safe = _UNSAFE.sub("-", _DROPPED.sub("", name))
+    if len(safe) <= MAX_NAME_BYTES:  # ASCII only: one byte per character
+        return safe
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{safe[: MAX_NAME_BYTES - len(digest) - 1]}_{digest}"
+
+
+def claim_dir(folder: str, reuse: bool) -> str:
+    """Create ``folder`` for this run, atomically, or the next free ``folder_2``, ``folder_3``...
+
+    Run names have one-second resolution: a run started in the same second with the
+    same overrides finds the folder taken and gets the next name, so two runs never
+    share a folder. ``reuse=True`` (the debug folder) returns ``folder`` as it is.
+    Registered with a cache, so every later read in the run (Hydra's, Lightning's
+    DDP launcher's) returns the same folder.
+    """
+    if reuse:
+        return folder
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    candidate, number = folder, 1
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = f"{folder}_{number}"
 
 
 def prepend_underscore(text: str) -> str:
@@ -55,6 +98,7 @@ def accumulation(effective_batch_size: int, batch_size: int, devices: int) -> in
 
 RESOLVERS = {
     "output_dir": output_dir,
+    "safe_dirname": safe_dirname,
     "prepend_underscore": prepend_underscore,
     "abspath": abspath,
     "mkdirs": mkdirs,
@@ -64,3 +108,5 @@ RESOLVERS = {
 
 for _name, _resolver in RESOLVERS.items():
     OmegaConf.register_new_resolver(_name, _resolver, replace=True)
+# Cached in the config (copied into each job of a sweep): a second read must not reserve a second folder.
+OmegaConf.register_new_resolver("claim_dir", claim_dir, replace=True, use_cache=True)

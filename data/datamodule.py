@@ -1,30 +1,29 @@
 """Lightning DataModule over the cached shallow-water trajectories."""
 
 import logging
-import os
 
 import h5py
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
-from data.generate import DataSpec, ensure_cached, generate_trajectories, read_stats
+from data.generate import DataSpec, ensure_cached, generate_trajectories, read_stats, regenerate_unreadable
 
 log = logging.getLogger(__name__)
 
 
-class EpochBatchSampler(Sampler):
-    """Batches of indices, reshuffled per epoch from ``seed + epoch`` and sharded over ranks.
+class EpochSampler(Sampler):
+    """This rank's indices, reshuffled per epoch from ``seed + epoch``.
 
     Seeding by epoch (rather than from the global RNG) makes the order of every
-    epoch reproducible, including after a resume.
+    epoch reproducible, including after a resume. It goes inside a plain
+    ``BatchSampler``: Lightning calls ``set_epoch`` only on ``DataLoader.sampler``
+    and ``DataLoader.batch_sampler.sampler``, never on a custom batch sampler.
     """
 
-    def __init__(
-        self, size: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1
-    ) -> None:
-        self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
+    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.size, self.shuffle, self.seed = size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
@@ -39,14 +38,10 @@ class EpochBatchSampler(Sampler):
         return order[self.rank * per_rank : (self.rank + 1) * per_rank]
 
     def __iter__(self):
-        indices = self._indices()
-        stop = len(indices) - len(indices) % self.batch_size if self.shuffle else len(indices)
-        for start in range(0, stop, self.batch_size):
-            yield indices[start : start + self.batch_size].tolist()
+        return iter(self._indices().tolist())
 
     def __len__(self) -> int:
-        count = len(self._indices())
-        return count // self.batch_size if self.shuffle else -(-count // self.batch_size)
+        return len(self._indices())
 
 
 class InMemoryTrajectories(Dataset):
@@ -151,9 +146,8 @@ class ShallowWaterDataModule(LightningDataModule):
         try:
             self._load()
         except OSError as error:
-            log.warning("data: %s failed its checksum on read (%s); regenerating it", self.path, error)
-            os.remove(self.path)
-            ensure_cached(self.spec, self.data_root)
+            log.warning("data: reading %s failed (%s)", self.path, error)
+            regenerate_unreadable(self.spec, self.data_root)
             self._load()
 
     def _load(self) -> None:
@@ -170,28 +164,34 @@ class ShallowWaterDataModule(LightningDataModule):
     def normalize(self, states: torch.Tensor) -> torch.Tensor:
         return (states - self.mean.to(states)) / self.std.to(states)
 
-    def _online_train_set(self) -> Dataset:
-        """Fresh training trajectories for this epoch, seeded by (train seed, epoch)."""
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+    def _online_train_set(self, epoch: int) -> Dataset:
+        """Fresh training trajectories for ``epoch``, seeded by (train seed, epoch)."""
         seed = int(np.random.SeedSequence([self.spec.seeds["train"], epoch]).generate_state(1)[0])
         states = generate_trajectories(self.spec, self.spec.num_examples, self.spec.train_steps, seed)
         return InMemoryTrajectories(self.normalize(torch.from_numpy(states)))
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        epoch_seed = self.spec.seeds["train"]
-        sampler = EpochBatchSampler(len(dataset), self.batch_size, shuffle, epoch_seed, rank, world_size)
+        sampler = EpochSampler(len(dataset), shuffle, self.spec.seeds["train"], rank, world_size)
         return DataLoader(
             dataset,
-            batch_sampler=sampler,
+            batch_sampler=BatchSampler(sampler, self.batch_size, drop_last=shuffle),
             collate_fn=_batch_as_is,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        dataset = self._online_train_set() if self.online else self.datasets["train"]
-        return self._loader(dataset, shuffle=True)
+        if not self.online:
+            return self._loader(self.datasets["train"], shuffle=True)
+        if self.trainer is not None and self.trainer.reload_dataloaders_every_n_epochs != 1:
+            # Otherwise Lightning builds the training loader once per fit: every epoch would see epoch 0's data.
+            raise ValueError(
+                "data.online=True draws new training data each time the training loader is built: "
+                "set trainer.reload_dataloaders_every_n_epochs=1."
+            )
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return self._loader(self._online_train_set(epoch), shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.datasets["val"], shuffle=False)

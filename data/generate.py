@@ -53,6 +53,11 @@ class DataSpec:
     dtype: str = "float32"
     chunk_size: int = 256
 
+    def __post_init__(self) -> None:
+        # Equal seeds would draw the same initial states: a validation set that repeats training samples.
+        if sorted(self.seeds) != sorted(SPLITS) or len(set(self.seeds.values())) != len(SPLITS):
+            raise ValueError(f"data.seeds needs a different seed for each of {SPLITS}, got {self.seeds}")
+
     def split_shape(self, split: str) -> tuple:
         count = {"train": self.num_examples, "val": self.num_val_examples, "test": self.num_test_examples}[split]
         steps = self.rollout_steps + 1 if split == "test" else self.train_steps
@@ -162,6 +167,26 @@ def ensure_cached(spec: DataSpec, data_root: str | os.PathLike) -> Path:
     count = sum(spec.split_shape(split)[0] for split in SPLITS)
     log.info("data: generated %d trajectories into %s in %.1f s", count, path, time.perf_counter() - started)
     return path
+
+
+def regenerate_unreadable(spec: DataSpec, data_root: str | os.PathLike) -> Path:
+    """Replace a cache file whose data fails to read (a checksum error), as ``ensure_cached`` would.
+
+    Every DDP rank comes here when the file is corrupt: under the lock, only the
+    first one finds the file still unreadable and deletes it; the others then
+    find the regenerated file.
+    """
+    path = spec.cache_path(data_root)
+    with FileLock(f"{path}.lock"):
+        try:
+            with h5py.File(path, "r") as file:
+                for split in SPLITS:
+                    for index in range(len(file[split])):  # one chunk at a time: each read checks its checksum
+                        file[split][index]
+        except OSError as error:
+            log.warning("data: cache file %s is unreadable (%s); regenerating it", path, error)
+            path.unlink(missing_ok=True)
+    return ensure_cached(spec, data_root)
 
 
 def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:

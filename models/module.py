@@ -6,7 +6,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from models.metrics import area_weights, relative_l2, squared_l2_loss
+from models.metrics import area_mean, area_weights, relative_l2, squared_l2_loss
 
 CHANNELS = ("geopotential", "vorticity", "divergence")
 
@@ -29,6 +29,8 @@ class NeuralOperatorModule(LightningModule):
         grid: str = "equiangular",
         residual: bool = True,
         channels: Sequence[str] = CHANNELS,
+        test_rollout_steps: int = 20,
+        example_leads: Sequence[int] = (1, 5, 10, 20),
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
@@ -37,6 +39,9 @@ class NeuralOperatorModule(LightningModule):
         self.scheduler_factory = scheduler
         self.residual = residual
         self.channels = list(channels)
+        self.test_rollout_steps = test_rollout_steps
+        self.example_leads = list(example_leads)
+        self.test_results: dict = {}
         self.register_buffer("weights", area_weights(nlat, nlon, grid), persistent=False)
         # Normalisation of the data the model was trained on, kept in the checkpoint.
         self.register_buffer("mean", torch.zeros(len(channels), 1, 1))
@@ -79,6 +84,48 @@ class NeuralOperatorModule(LightningModule):
             self.log(f"val/rel_l2_persistence/{channel}", persistence_error[index], batch_size=size)
         self.log("val/rel_l2", model_error.mean(), prog_bar=True, batch_size=size)
         self.log("val/rel_l2_persistence", persistence_error.mean(), batch_size=size)
+
+    def on_test_epoch_start(self) -> None:
+        self._test_sums: dict[str, torch.Tensor] = {}
+        self._test_example: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def test_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        """Roll out over the test trajectories; accumulate errors per lead time and channel."""
+        batch = batch[:, : self.test_rollout_steps + 1]
+        state, targets = batch[:, 0], batch[:, 1:]  # (B, 3, H, W), (B, steps, 3, H, W)
+        forecasts = {"model": self.rollout(state, targets.shape[1]), "persistence": state[:, None].expand_as(targets)}
+        physical_targets = self.to_physical(targets)
+        sums = {"count": torch.tensor(float(len(batch)), device=batch.device)}
+        for name, forecast in forecasts.items():
+            sums[f"rel_l2/{name}"] = relative_l2(forecast, targets, self.weights).sum(dim=0)  # (steps, 3)
+            squared = (self.to_physical(forecast) - physical_targets) ** 2
+            sums[f"mse/{name}"] = area_mean(squared, self.weights).sum(dim=0)  # (steps, 3)
+        for key, value in sums.items():
+            self._test_sums[key] = self._test_sums.get(key, 0) + value
+        if self._test_example is None:
+            self._test_example = (physical_targets[0].cpu(), self.to_physical(forecasts["model"][0]).cpu())
+
+    def on_test_epoch_end(self) -> None:
+        """Per-lead errors over all test trajectories (all ranks), kept in ``test_results``."""
+        sums = {key: self.trainer.strategy.reduce(value, reduce_op="sum") for key, value in self._test_sums.items()}
+        count = sums.pop("count")
+        results = {"rel_l2": {}, "rmse": {}}
+        for name in ("model", "persistence"):
+            results["rel_l2"][name] = (sums[f"rel_l2/{name}"] / count).cpu()  # (steps, 3)
+            results["rmse"][name] = (sums[f"mse/{name}"] / count).sqrt().cpu()
+        steps = len(results["rel_l2"]["model"])
+        leads = [lead for lead in self.example_leads if lead <= steps]
+        targets, predictions = self._test_example
+        results["example"] = {"lead_hours": leads, "target": targets[[lead - 1 for lead in leads]]}
+        results["example"]["prediction"] = predictions[[lead - 1 for lead in leads]]
+        self.test_results = results
+        for lead in leads:
+            self.log(f"test/rel_l2/{lead}h", results["rel_l2"]["model"][lead - 1].mean(), rank_zero_only=True)
+            persistence = results["rel_l2"]["persistence"][lead - 1].mean()
+            self.log(f"test/rel_l2_persistence/{lead}h", persistence, rank_zero_only=True)
+
+    def to_physical(self, states: torch.Tensor) -> torch.Tensor:
+        return states * self.std + self.mean
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # neuraloperator adds its constructor arguments (functions, classes) to the state

@@ -61,6 +61,15 @@ def compose_config(overrides: list[str], output_dir: Path | None = None) -> Dict
     return cfg
 
 
+def compose_hydra_config(overrides: list[str]) -> DictConfig:
+    """The config with its `hydra` node, as a run starts: reading `hydra.run.dir` creates the run folder."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("neuraloperator", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
 def run_train(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run `python train.py <args>` as a user would, from ``cwd``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

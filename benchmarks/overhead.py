@@ -1,0 +1,104 @@
+"""Our Lightning training step against a bare PyTorch loop: same model, optimizer, batches and loss.
+
+    python benchmarks/overhead.py [--model sfno] [--steps 60] [--warmup 5]
+
+Prints progress to stderr and the figures as one JSON object on the last line.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from lightning.pytorch import Callback, Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import custom_resolvers  # noqa: E402,F401
+from models.metrics import squared_l2_loss  # noqa: E402
+from runs.build import build_module  # noqa: E402
+
+
+class StepTimer(Callback):
+    """Wall time from the end of the warm-up steps to the end of the last step."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.started, self.elapsed = warmup, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            self.started = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.elapsed = time.perf_counter() - self.started
+
+
+def config(model: str, data_root: str):
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "config"), version_base="1.3"):
+        return compose("neuraloperator", overrides=[f"model={model}", f"paths.data_root={data_root}"])
+
+
+def lightning_seconds(cfg, datamodule, steps: int, warmup: int) -> float:
+    torch.manual_seed(0)
+    module = build_module(cfg)
+    timer = StepTimer(warmup)
+    trainer = Trainer(
+        max_steps=warmup + steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        accelerator="cpu",
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return timer.elapsed
+
+
+def bare_seconds(cfg, datamodule, steps: int, warmup: int) -> float:
+    torch.manual_seed(0)
+    module = build_module(cfg)
+    optimizer = module.optimizer_factory(module.parameters())
+    weights = module.weights
+    loader = datamodule.train_dataloader()
+    started = None
+    for step, batch in enumerate(loader):
+        if step == warmup:
+            started = time.perf_counter()
+        if step == warmup + steps:
+            break
+        optimizer.zero_grad()
+        prediction = batch[:, 0] + module.net(batch[:, 0])
+        loss = squared_l2_loss(prediction, batch[:, 1], weights)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="sfno")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--data-root", default="cache")
+    args = parser.parse_args()
+    torch.set_flush_denormal(True)
+    cfg = config(args.model, args.data_root)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    results = {"model": args.model, "steps": args.steps, "batch_size": cfg.batch_size}
+    results["bare_s"] = bare_seconds(cfg, datamodule, args.steps, args.warmup)
+    print(f"bare loop: {results['bare_s']:.2f} s", file=sys.stderr)
+    results["lightning_s"] = lightning_seconds(cfg, datamodule, args.steps, args.warmup)
+    print(f"lightning: {results['lightning_s']:.2f} s", file=sys.stderr)
+    results["ratio"] = results["lightning_s"] / results["bare_s"]
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Everything about a run: its checks, its pieces built from config, its outputs."""

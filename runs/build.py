@@ -1,0 +1,26 @@
+"""Objects of a run built from its config: shared by train.py and evaluate.py."""
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from models import NeuralOperatorModule
+
+
+def build_module(cfg: DictConfig) -> NeuralOperatorModule:
+    return NeuralOperatorModule(
+        net=instantiate(cfg.model.net),
+        optimizer=instantiate(cfg.training.optimizer),
+        scheduler=instantiate(cfg.training.scheduler),
+        nlat=cfg.data.nlat,
+        nlon=cfg.data.nlon,
+        grid=cfg.data.grid,
+        residual=cfg.model.residual,
+        test_rollout_steps=cfg.eval.rollout_steps,
+        example_leads=list(cfg.eval.map_leads),
+    )
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Real-valued parameters: a complex weight counts twice, as it holds two numbers."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in module.parameters())

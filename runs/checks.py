@@ -1,0 +1,226 @@
+"""Checks of a composed config that stop bad input before any folder, file, data or W&B run exists.
+
+`check_config` reads only the keys it checks: resolving everything would create the checkpoint folder
+(`ckpt_dir` goes through the `mkdirs` resolver) and the run folder (`hydra.run.dir` through `run_dir`).
+The limits on modes were measured with neuraloperator 2.0.0 and torch-harmonics 0.8.0 (see each check).
+"""
+
+import math
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+DATA_CHANNELS = 3  # geopotential, vorticity, divergence: what data/generate.py writes
+
+# Smallest allowed value of each integer key.
+INTEGER_MINIMUMS = {
+    "batch_size": 1,
+    "training.effective_batch_size": 1,
+    "training.max_epochs": 1,
+    "data.nlat": 1,
+    "data.nlon": 1,
+    "data.solver_steps": 1,
+    "data.spinup_steps": 0,
+    "data.train_steps": 2,  # one input and one target
+    "data.rollout_steps": 1,
+    "data.num_examples": 1,
+    "data.num_val_examples": 1,
+    "data.num_test_examples": 1,
+    "data.num_workers": 0,
+    "model.width": 1,
+    "model.layers": 1,
+}
+POSITIVE_NUMBERS = ("training.lr", "data.mach")
+# Keys that point to folders this run writes into.
+FOLDER_KEYS = ("log_dir", "data.data_root")
+LEARNABLE_EMBEDDINGS = ("learnable lat", "learnable latlon")
+
+
+class ConfigError(ValueError):
+    """A config that cannot work; each line of the message names a key and how to fix it."""
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise `ConfigError` listing every problem of ``cfg`` (the task config, with or without its `hydra` node)."""
+    missing = _missing_keys(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        raise ConfigError("\n".join(f"{key} is missing (???): give it a value, e.g. {key}=<value>" for key in missing))
+    problems = []
+    for check in CHECKS:
+        try:
+            problems.extend(check(cfg))
+        except OmegaConfBaseException as error:  # e.g. an interpolation that cannot be resolved
+            problems.append(str(error))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _missing_keys(node: object, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is `???`, outside the `hydra` node (Hydra fills its own)."""
+    if isinstance(node, dict):
+        items = ((f"{prefix}{key}", value) for key, value in node.items() if prefix or key != "hydra")
+    elif isinstance(node, list):
+        items = ((f"{prefix[:-1]}[{index}]", value) for index, value in enumerate(node))
+    else:
+        return []
+    missing = []
+    for key, value in items:
+        if value == "???":
+            missing.append(key)
+        else:
+            missing.extend(_missing_keys(value, f"{key}."))
+    return missing
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _sizes(cfg: DictConfig) -> Iterator[str]:
+    """Counts, sizes and rates that make no sense at zero or below (or at NaN)."""
+    for key, minimum in INTEGER_MINIMUMS.items():
+        value = OmegaConf.select(cfg, key)
+        if not _is_int(value) or value < minimum:
+            yield f"{key}={value!r} must be an integer >= {minimum}: pass {key}=<integer >= {minimum}>"
+    for key in POSITIVE_NUMBERS:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not (math.isfinite(value) and value > 0):
+            yield f"{key}={value!r} must be a positive number: pass {key}=<number > 0>"
+    rollout, data_rollout = OmegaConf.select(cfg, "eval.rollout_steps"), OmegaConf.select(cfg, "data.rollout_steps")
+    if rollout is not None and _is_int(data_rollout) and not (_is_int(rollout) and 1 <= rollout <= data_rollout):
+        yield (
+            f"eval.rollout_steps={rollout!r} must be an integer from 1 to data.rollout_steps={data_rollout}: "
+            "lower eval.rollout_steps or raise data.rollout_steps"
+        )
+
+
+def _batches(cfg: DictConfig) -> Iterator[str]:
+    """The accumulation resolver's batch split, and at least one full training batch per epoch."""
+    batch_size, examples = OmegaConf.select(cfg, "batch_size"), OmegaConf.select(cfg, "data.num_examples")
+    effective = OmegaConf.select(cfg, "training.effective_batch_size")
+    if not all(_is_int(value) and value > 0 for value in (batch_size, examples, effective)):
+        return  # reported by _sizes
+    try:
+        OmegaConf.select(cfg, "trainer.accumulate_grad_batches")
+    except OmegaConfBaseException as error:
+        yield str(error.__cause__ or error)  # the resolver's own message names the keys and the fix
+    devices = OmegaConf.select(cfg, "trainer.devices")
+    per_step = batch_size * (devices if _is_int(devices) and devices > 0 else 1)
+    if examples < per_step:
+        yield (
+            f"data.num_examples={examples} is less than one batch (batch_size={batch_size} on each of "
+            f"{per_step // batch_size} device(s)), so no training step would run: "
+            "raise data.num_examples or lower batch_size"
+        )
+
+
+def _model(cfg: DictConfig) -> Iterator[str]:
+    """The network must fit the data: its channels, its input grid and the modes the grid resolves."""
+    channels = OmegaConf.select(cfg, "model.channels")
+    if channels != DATA_CHANNELS:
+        yield (
+            f"model.channels={channels!r}, but the data has {DATA_CHANNELS} channels "
+            f"(geopotential, vorticity, divergence): pass model.channels={DATA_CHANNELS}"
+        )
+    else:
+        for key in ("in_channels", "out_channels", "in_chans", "out_chans"):
+            value = OmegaConf.select(cfg, f"model.net.{key}")
+            if value is not None and value != DATA_CHANNELS:
+                yield f"model.net.{key}={value!r} must match the data's {DATA_CHANNELS} channels: drop the override"
+    nlat, nlon = OmegaConf.select(cfg, "data.nlat"), OmegaConf.select(cfg, "data.nlon")
+    if not (_is_int(nlat) and _is_int(nlon) and nlat > 0 and nlon > 0):
+        return  # reported by _sizes
+    yield from _modes(cfg, nlat, nlon)
+    yield from _torch_harmonics_grid(cfg, nlat, nlon)
+
+
+def _modes(cfg: DictConfig, nlat: int, nlon: int) -> Iterator[str]:
+    """neuraloperator's FNO and SFNO: n_modes[0] <= nlat and n_modes[1] <= nlon.
+
+    Measured: beyond these limits FNO silently ignores the extra weights; SFNO silently computes spherical-harmonic
+    degrees >= nlat (aliased, not resolvable by nlat latitudes) and crashes once n_modes[1] // 2 > nlon // 2 + 1.
+    SFNO keeps n_modes[1] // 2 orders, so n_modes[1] = 1 fails (an assertion in torch-harmonics).
+    """
+    n_modes = OmegaConf.select(cfg, "model.net.n_modes")
+    if n_modes is None:
+        return
+    modes = list(n_modes) if OmegaConf.is_list(n_modes) else [n_modes]
+    spherical = str(OmegaConf.select(cfg, "model.net._target_", default="")).endswith("SFNO")
+    smallest = [1, 2 if spherical else 1]
+    if len(modes) != 2 or not all(_is_int(mode) and mode >= low for mode, low in zip(modes, smallest, strict=True)):
+        yield (
+            f"model.net.n_modes={modes} must be two integers [latitude, longitude], at least {smallest}: "
+            f"pass e.g. model.net.n_modes=[{nlat // 2},{nlon // 2}]"
+        )
+    elif modes[0] > nlat or modes[1] > nlon:
+        name = "SFNO" if spherical else "FNO"
+        yield (
+            f"model.net.n_modes={modes} asks the {name} for more modes than the {nlat}x{nlon} data resolves "
+            f"(n_modes[0] <= data.nlat={nlat}, n_modes[1] <= data.nlon={nlon}): "
+            f"pass model.net.n_modes=[{min(modes[0], nlat)},{min(modes[1], nlon)}] or a finer data=..."
+        )
+
+
+def _torch_harmonics_grid(cfg: DictConfig, nlat: int, nlon: int) -> Iterator[str]:
+    """torch-harmonics' SFNO: built for one grid (img_size), and its learnable embeddings need scale_factor 1.
+
+    Measured with 0.8.0: a wrong img_size or a learnable embedding at scale_factor > 1 crashes in the first forward
+    pass (tensor size mismatch), that is after the data has been generated.
+    """
+    img_size = OmegaConf.select(cfg, "model.net.img_size")
+    if img_size is not None and list(img_size) != [nlat, nlon]:
+        yield (
+            f"model.net.img_size={list(img_size)} does not match the data grid "
+            f"[data.nlat, data.nlon]=[{nlat}, {nlon}]: drop the override (it follows the data by default)"
+        )
+    scale_factor = OmegaConf.select(cfg, "model.net.scale_factor")
+    if scale_factor is None:
+        return
+    if not _is_int(scale_factor) or scale_factor < 1:
+        yield f"model.net.scale_factor={scale_factor!r} must be an integer >= 1: pass e.g. model.net.scale_factor=1"
+    elif scale_factor > 1 and (pos_embed := OmegaConf.select(cfg, "model.net.pos_embed")) in LEARNABLE_EMBEDDINGS:
+        yield (
+            f"model.net.pos_embed='{pos_embed}' only works with "
+            f"model.net.scale_factor=1 (got {scale_factor}): pass model.net.scale_factor=1 or another pos_embed"
+        )
+
+
+def _folders(cfg: DictConfig) -> Iterator[str]:
+    """The output and data folders must be creatable and writable."""
+    for key in FOLDER_KEYS:
+        path = OmegaConf.select(cfg, key)
+        problem = unwritable(str(path))
+        if problem:
+            name = _set_by(cfg, key)
+            yield f"{name}={path} cannot be written: {problem}: choose another {name}"
+
+
+def unwritable(path: str) -> str | None:
+    """Why ``path`` cannot be created or written to, found without creating anything; None when it can."""
+    folder = Path(path).absolute()
+    try:
+        while not folder.exists():
+            folder = folder.parent
+    except OSError as error:
+        return f"{error.filename} cannot be read ({error.strerror})"
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable"
+    return None
+
+
+def _set_by(cfg: DictConfig, key: str) -> str:
+    """The key a user sets to change ``key``: the target of a plain `${other}` interpolation, else ``key``."""
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    raw = OmegaConf.to_container(parent, resolve=False)[leaf]
+    match = re.fullmatch(r"\$\{([\w.]+)\}", str(raw))
+    return match.group(1) if match else key
+
+
+CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (_sizes, _batches, _model, _folders)

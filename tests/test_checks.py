@@ -1,0 +1,192 @@
+"""Bad input stops train.py before any folder, file, data or W&B run exists, with a message naming key and fix."""
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+
+from runs.checks import INTEGER_MINIMUMS, ConfigError, check_config, unwritable
+from tests.conftest import TINY, compose_hydra_config, run_train
+
+
+def fails_before_any_work(tmp_path: Path, args: list[str], log_dir: Path | None = None) -> str:
+    """Run train.py as a user would; assert it failed and left nothing behind; return what it printed."""
+    log_dir = log_dir or tmp_path / "outputs"
+    before = set(tmp_path.iterdir())
+    result = run_train([*args, f"paths.log_dir={log_dir}", f"paths.data_root={tmp_path / 'cache'}"], tmp_path, False)
+    assert result.returncode != 0
+    assert set(tmp_path.iterdir()) == before, "a folder or file appeared"
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Path:
+    """A folder nobody may write to; root ignores permission bits, so it falls back to read-only /proc/sys."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):
+        folder = Path("/proc/sys")
+        if os.access(folder, os.W_OK):
+            pytest.skip("no folder here is read-only for this user")
+    yield folder
+    (tmp_path / "read-only").chmod(0o755)
+
+
+# One subprocess per bad input, as a user would meet it.
+
+
+def test_unknown_model(tmp_path):
+    message = fails_before_any_work(tmp_path, ["model=fnoo"])
+    assert "Could not find 'model/fnoo'" in message and "sfno_th" in message
+
+
+def test_missing_value(tmp_path):
+    message = fails_before_any_work(tmp_path, ["data.nlat=???"])
+    assert "data.nlat is missing (???): give it a value, e.g. data.nlat=<value>" in message
+
+
+@pytest.mark.parametrize("override", ["batch_size=0", "data.num_examples=0", "training.max_epochs=-1", "training.lr=0"])
+def test_sizes_must_be_positive(tmp_path, override):
+    message = fails_before_any_work(tmp_path, [override])
+    key = override.split("=")[0]
+    assert f"{override} must be" in message and f"pass {key}=" in message
+
+
+def test_batch_size_that_does_not_divide_the_effective_batch(tmp_path):
+    message = fails_before_any_work(tmp_path, ["batch_size=4", "training.effective_batch_size=6"])
+    assert "training.effective_batch_size=6 is not a multiple of batch_size=4 x 1 device(s)" in message
+    assert "change batch_size or training.effective_batch_size" in message
+
+
+@pytest.mark.parametrize(("model", "modes"), [("sfno", "[33,64]"), ("fno", "[8,128]")])
+def test_modes_beyond_the_data_resolution(tmp_path, model, modes):
+    message = fails_before_any_work(tmp_path, [f"model={model}", f"model.net.n_modes={modes}"])
+    assert "more modes than the 32x64 data resolves" in message
+    assert "pass model.net.n_modes=[" in message
+
+
+def test_torch_harmonics_grid_that_does_not_match_the_data(tmp_path):
+    message = fails_before_any_work(tmp_path, ["model=sfno_th", "model.net.img_size=[64,128]"])
+    assert "model.net.img_size=[64, 128] does not match the data grid" in message
+
+
+def test_channels_other_than_the_data(tmp_path):
+    message = fails_before_any_work(tmp_path, ["model.channels=4"])
+    assert "model.channels=4" in message and "pass model.channels=3" in message
+
+
+def test_log_dir_below_a_file(tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    message = fails_before_any_work(tmp_path, [], log_dir=tmp_path / "file" / "outputs")
+    assert f"paths.log_dir={tmp_path / 'file' / 'outputs'} cannot be written" in message
+    assert "is a file, not a folder: choose another paths.log_dir" in message
+
+
+def test_log_dir_in_a_read_only_folder(tmp_path, read_only_dir):
+    message = fails_before_any_work(tmp_path, [], log_dir=read_only_dir / "outputs")
+    assert f"{read_only_dir} is not writable: choose another paths.log_dir" in message
+
+
+def test_data_root_below_a_file(tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    message = fails_before_any_work(tmp_path, [f"data.data_root={tmp_path / 'file' / 'cache'}"])
+    assert "data.data_root=" in message and "choose another data.data_root" in message
+
+
+def test_sweep_checks_every_job_before_the_sweep_folder(tmp_path):
+    message = fails_before_any_work(tmp_path, ["-m", "batch_size=4,0", "training.effective_batch_size=4"])
+    assert "sweep job batch_size=0" in message and "batch_size=0 must be an integer >= 1" in message
+
+
+def test_sweep_with_an_unknown_option_stops_before_the_sweep_folder(tmp_path):
+    message = fails_before_any_work(tmp_path, ["-m", "model=sfno,fnoo"])
+    assert "sweep job model=fnoo" in message and "Could not find 'model/fnoo'" in message
+
+
+# The checks themselves, on composed configs (no subprocess).
+
+
+def check(overrides: list[str], tmp_path: Path) -> None:
+    paths = [f"paths.log_dir={tmp_path / 'outputs'}", f"paths.data_root={tmp_path / 'cache'}"]
+    check_config(compose_hydra_config([*overrides, *paths]))
+
+
+@pytest.mark.parametrize(("model", "data"), itertools.product(["sfno", "fno", "sfno_th"], ["32x64", "256x512"]))
+def test_shipped_configs_pass(model, data, tmp_path):
+    check([f"model={model}", f"data={data}"], tmp_path)
+    check([*TINY, f"model={model}", f"data={data}"], tmp_path)
+    assert not list(tmp_path.iterdir()), "checking created something"
+
+
+@pytest.mark.parametrize(("key", "minimum"), INTEGER_MINIMUMS.items())
+def test_every_integer_has_a_minimum(key, minimum, tmp_path):
+    with pytest.raises(ConfigError, match=rf"{key}={minimum - 1} must be an integer >= {minimum}"):
+        check([f"{key}={minimum - 1}"], tmp_path)
+    with pytest.raises(ConfigError, match=rf"{key}='many' must be an integer"):
+        check([f"{key}=many"], tmp_path)
+
+
+@pytest.mark.parametrize("override", ["training.lr=nan", "training.lr=inf", "data.mach=0"])
+def test_rates_must_be_positive_and_finite(override, tmp_path):
+    with pytest.raises(ConfigError, match=f"{override.split('=')[0]}=.* must be a positive number"):
+        check([override], tmp_path)
+
+
+def test_eval_rollout_within_the_data_rollout(tmp_path):
+    with pytest.raises(ConfigError, match=r"eval.rollout_steps=30 must be an integer from 1 to data.rollout_steps=20"):
+        check(["eval.rollout_steps=30"], tmp_path)
+
+
+def test_no_full_training_batch(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.num_examples=8 is less than one batch \(batch_size=16"):
+        check(["data.num_examples=8"], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("model", "modes", "ok"),
+    [
+        ("sfno", "[32,64]", True),  # the limits on 32x64
+        ("sfno", "[33,64]", False),  # degrees >= nlat: aliased, silently
+        ("sfno", "[32,66]", False),  # orders beyond the longitude Nyquist (crashes from [*,68])
+        ("sfno", "[4,1]", False),  # SFNO keeps n_modes[1] // 2 orders: 0 fails
+        ("fno", "[32,64]", True),
+        ("fno", "[1,1]", True),
+        ("fno", "[64,64]", False),  # the extra weights would never be used
+        ("fno", "[8,8,8]", False),
+    ],
+)
+def test_modes_limits(model, modes, ok, tmp_path):
+    overrides = [f"model={model}", f"model.net.n_modes={modes}"]
+    if ok:
+        check(overrides, tmp_path)
+    else:
+        with pytest.raises(ConfigError, match=r"model.net.n_modes="):
+            check(overrides, tmp_path)
+
+
+def test_learnable_embedding_needs_scale_factor_one(tmp_path):
+    check(["model=sfno_th", "model.net.scale_factor=2", "model.net.pos_embed=none"], tmp_path)
+    with pytest.raises(ConfigError, match=r"model.net.pos_embed='learnable lat' only works with .*scale_factor=1"):
+        check(["model=sfno_th", "model.net.scale_factor=2"], tmp_path)
+
+
+def test_network_channels_follow_the_data(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.net.in_chans=4 must match the data's 3 channels"):
+        check(["model=sfno_th", "model.net.in_chans=4"], tmp_path)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        check(["batch_size=0", "training.lr=0", "model.channels=2"], tmp_path)
+    assert len(str(error.value).splitlines()) == 3
+
+
+def test_unwritable(tmp_path, read_only_dir):
+    assert unwritable(str(tmp_path / "new" / "nested")) is None
+    (tmp_path / "file").write_text("")
+    assert unwritable(str(tmp_path / "file" / "below")) == f"{tmp_path / 'file'} is a file, not a folder"
+    assert unwritable(str(read_only_dir / "below")) == f"{read_only_dir} is not writable"
+    assert not (tmp_path / "new").exists()

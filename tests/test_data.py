@@ -1,0 +1,423 @@
+"""The data pipeline: solver accuracy, reproducible and disjoint splits, and a cache that survives crashes."""
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from omegaconf import OmegaConf
+from torch_harmonics.examples import ShallowWaterSolver
+
+from data import generate
+from data.datamodule import HDF5Trajectories, InMemoryTrajectories, ShallowWaterDataModule
+from data.generate import SPLITS, DataSpec, ensure_cached, generate_trajectories, make_solver, problem_with
+from data.solver import BatchedShallowWaterSolver
+
+REPO = Path(__file__).resolve().parents[1]
+PRESETS = sorted(path.stem for path in (REPO / "config" / "data").glob("*.yaml") if path.stem != "data_globals")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared two-core machine, two threads ran these small transforms 4-10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_spec(**changes) -> DataSpec:
+    """The smallest preset's solver with a handful of short trajectories: about a second to generate."""
+    fields = {
+        "nlat": 32,
+        "nlon": 64,
+        "grid": "equiangular",
+        "solver_steps": 12,
+        "mach": 0.2,
+        "spinup_steps": 1,
+        "train_steps": 2,
+        "rollout_steps": 3,
+        "num_examples": 8,
+        "num_val_examples": 4,
+        "num_test_examples": 2,
+        "seeds": {"train": 0, "val": 1, "test": 2},
+    }
+    return DataSpec(**{**fields, **changes})
+
+
+def datamodule(spec: DataSpec, data_root: Path, **options) -> ShallowWaterDataModule:
+    fields = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}
+    del fields["dtype"], fields["chunk_size"]
+    return ShallowWaterDataModule(**fields, data_root=str(data_root), batch_size=4, **options)
+
+
+def relative_error(result: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-channel error on the grid over the reference's deviation from its mean (the geopotential's mean is ~1e5)."""
+    result, reference = result.double(), reference.double()
+    deviation = reference - reference.mean(dim=(-2, -1), keepdim=True)
+    return (result - reference).norm(dim=(-2, -1)) / deviation.norm(dim=(-2, -1))
+
+
+def run_python(code: str, *args: str) -> subprocess.Popen:
+    """Start ``python -c code args`` in the repository, logging to its stderr."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory) -> tuple[DataSpec, Path]:
+    """One tiny cache file that the read-only tests share."""
+    spec = tiny_spec()
+    return spec, ensure_cached(spec, tmp_path_factory.mktemp("data"))
+
+
+def copy_of(cached: tuple[DataSpec, Path], data_root: Path) -> Path:
+    """The shared cache file copied into ``data_root``, for tests that damage it."""
+    spec, source = cached
+    path = spec.cache_path(data_root)
+    path.write_bytes(source.read_bytes())
+    return path
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_batched_solver_matches_torch_harmonics(dtype, tolerance):
+    nlat, nlon, steps = 32, 64, 12
+    lmax = math.ceil(nlat / 3)
+    options = {"lmax": lmax, "mmax": lmax, "grid": "equiangular"}
+    batched = BatchedShallowWaterSolver(nlat, nlon, 3600.0 / steps, **options).to(dtype)
+    single = ShallowWaterSolver(nlat, nlon, 3600.0 / steps, **options).to(dtype)
+    initial = batched.random_initial_condition(3, 0.2, torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        result = batched.spec2grid(batched.integrate(initial, steps, steps)[:, -1])
+        reference = torch.stack([single.spec2grid(single.timestep(state, steps)) for state in initial])
+        moved = relative_error(batched.spec2grid(initial), reference)
+    assert relative_error(result, reference).max() <= tolerance
+    assert moved.min() > 0.01  # an hour changes every channel by far more than the tolerance
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_step_is_accurate_for_one_hour(preset):
+    """One hour with the preset's solver_steps is within 2% per channel of four times finer steps."""
+    cfg = OmegaConf.merge(
+        OmegaConf.load(REPO / "config/data/data_globals.yaml"), OmegaConf.load(REPO / f"config/data/{preset}.yaml")
+    )
+    steps = cfg.solver_steps
+    lmax = math.ceil(cfg.nlat / 3)
+
+    def one_hour(solver_steps: int) -> torch.Tensor:
+        solver = BatchedShallowWaterSolver(
+            cfg.nlat, cfg.nlon, 3600.0 / solver_steps, lmax=lmax, mmax=lmax, grid=cfg.grid
+        )
+        solver = solver.float()
+        initial = solver.random_initial_condition(1, cfg.mach, torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            return solver.spec2grid(solver.integrate(initial, solver_steps, solver_steps)[:, -1])
+
+    with ThreadPoolExecutor(2) as pool:  # each run is sequential: one core each
+        coarse, fine = pool.map(one_hour, (steps, 4 * steps))
+    error = relative_error(coarse, fine)
+    assert torch.isfinite(error).all() and error.max() <= 0.02, f"{preset}: {error.tolist()}"
+
+
+def test_generation_is_deterministic(cached, tmp_path):
+    spec, first = cached
+    second = ensure_cached(spec, tmp_path)
+    with h5py.File(first) as one, h5py.File(second) as two:
+        for split in SPLITS:
+            assert np.array_equal(one[split][()], two[split][()])
+        assert np.array_equal(one.attrs["mean"], two.attrs["mean"])
+        assert np.array_equal(one.attrs["std"], two.attrs["std"])
+
+
+def test_splits_share_no_initial_state_and_no_state(cached):
+    spec, path = cached
+    solver = make_solver(spec)
+    initial = {
+        split: solver.random_initial_condition(
+            spec.split_shape(split)[0], spec.mach, torch.Generator().manual_seed(spec.seeds[split])
+        )
+        for split in SPLITS
+    }
+    for split in SPLITS:
+        for other in SPLITS:
+            if other != split:
+                assert not torch.isclose(initial[split][:, None], initial[other][None]).all(dim=(-3, -2, -1)).any()
+    owner = {}
+    with h5py.File(path) as file:
+        for split in SPLITS:
+            for state in file[split][()].reshape(-1, 3, spec.nlat, spec.nlon):
+                assert owner.setdefault(state.tobytes(), split) == split, (
+                    f"a {split} state is also in {owner[state.tobytes()]}"
+                )
+
+
+def test_equal_seeds_are_refused():
+    with pytest.raises(ValueError, match="different seed"):
+        tiny_spec(seeds={"train": 0, "val": 0, "test": 2})
+
+
+def test_statistics_come_from_the_whole_training_split(cached, tmp_path):
+    spec, path = cached
+    with h5py.File(path) as file:
+        train = file["train"][()].astype(np.float64)
+        mean, std = file.attrs["mean"], file.attrs["std"]
+        raw = {split: torch.from_numpy(file[split][()]) for split in ("val", "test")}
+    np.testing.assert_allclose(mean, train.mean(axis=(0, 1, 3, 4)), rtol=1e-12)
+    np.testing.assert_allclose(std, train.std(axis=(0, 1, 3, 4)), rtol=1e-12)
+    assert not np.allclose(std, train[: len(train) // 2].std(axis=(0, 1, 3, 4)), rtol=1e-3)
+
+    module = datamodule(spec, path.parent)
+    module.setup()
+    mean = torch.from_numpy(mean).float().reshape(3, 1, 1)
+    std = torch.from_numpy(std).float().reshape(3, 1, 1)
+    for split, states in raw.items():
+        assert not torch.allclose(states.double().std(dim=(0, 1, 3, 4)), torch.from_numpy(train.std(axis=(0, 1, 3, 4))))
+        torch.testing.assert_close(module.datasets[split].states, (states - mean) / std)
+
+
+def test_second_run_is_a_cache_hit(cached, monkeypatch, caplog):
+    spec, path = cached
+    modified = path.stat().st_mtime_ns
+    writes = []
+    monkeypatch.setattr(generate, "_write", lambda spec, path: writes.append(path))
+    with caplog.at_level(logging.INFO, logger="data.generate"):
+        assert ensure_cached(spec, path.parent) == path
+    assert writes == []
+    assert path.stat().st_mtime_ns == modified
+    assert "cache hit" in caplog.text
+
+
+def test_crash_while_writing_leaves_no_cache_file(tmp_path, monkeypatch):
+    spec = tiny_spec()
+    write = generate._write
+
+    def crash_halfway(spec: DataSpec, path: Path) -> None:
+        with h5py.File(path, "w") as file:
+            file.create_dataset("train", data=generate_trajectories(spec, 2, spec.train_steps, 0))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generate, "_write", crash_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_cached(spec, tmp_path)
+    assert not spec.cache_path(tmp_path).exists()
+    assert list(tmp_path.glob("*.tmp*")) == []
+
+    monkeypatch.setattr(generate, "_write", write)
+    assert problem_with(ensure_cached(spec, tmp_path), spec) is None
+
+
+KILLED_SPEC = tiny_spec(num_examples=48, spinup_steps=4)  # a second or two to generate
+GENERATE = """
+import json, sys
+from data.generate import DataSpec, ensure_cached
+ensure_cached(DataSpec(**json.loads(sys.argv[1])), sys.argv[2])
+"""
+
+
+def test_killed_generation_leaves_no_cache_file(tmp_path):
+    """SIGKILL runs no cleanup: only the temporary file is left, and the next run replaces it."""
+    path = KILLED_SPEC.cache_path(tmp_path)
+    process = run_python(GENERATE, json.dumps(dataclasses.asdict(KILLED_SPEC)), str(tmp_path))
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*.tmp*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL, "the generation ended before it could be killed"
+    leftovers = list(tmp_path.glob(f"{path.name}.tmp*"))
+    assert len(leftovers) == 1 and not path.exists()
+
+    assert problem_with(ensure_cached(KILLED_SPEC, tmp_path), KILLED_SPEC) is None
+    assert not leftovers[0].exists()
+
+
+def test_truncated_file_is_regenerated(cached, tmp_path, caplog):
+    spec, _ = cached
+    path = copy_of(cached, tmp_path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert problem_with(path, spec).startswith("unreadable")
+    with caplog.at_level(logging.INFO, logger="data.generate"):
+        ensure_cached(spec, tmp_path)
+    assert [record.levelname for record in caplog.records].count("WARNING") == 1
+    assert problem_with(path, spec) is None
+
+
+def test_flipped_bytes_are_caught_by_their_checksum_and_regenerated(cached, tmp_path, caplog):
+    spec, source = cached
+    path = copy_of(cached, tmp_path)
+    with h5py.File(path) as file:
+        chunk = file["train"].id.get_chunk_info(len(file["train"]) // 2)
+    with open(path, "r+b") as file:
+        file.seek(chunk.byte_offset + chunk.size // 2)
+        flipped = bytes(byte ^ 0xFF for byte in file.read(8))
+        file.seek(chunk.byte_offset + chunk.size // 2)
+        file.write(flipped)
+    assert problem_with(path, spec) is None  # the metadata is intact: only reading the data finds the damage
+    with h5py.File(path) as file, pytest.raises(OSError):
+        file["train"][()]
+
+    module = datamodule(spec, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        module.setup()
+    assert "regenerating" in caplog.text
+    with h5py.File(source) as original:
+        expected = torch.from_numpy(original["train"][()])
+    torch.testing.assert_close(module.datasets["train"].states, module.normalize(expected))
+
+
+def test_file_of_another_spec_is_regenerated(cached, tmp_path):
+    spec, _ = cached
+    path = copy_of(cached, tmp_path)
+    with h5py.File(path, "r+") as file:
+        file.attrs["spec"] = tiny_spec(mach=0.1).as_json()
+    assert problem_with(path, spec) == "written for another data configuration"
+    ensure_cached(spec, tmp_path)
+    assert problem_with(path, spec) is None
+
+
+WAIT_THEN_GENERATE = """
+import json, logging, sys, time
+from pathlib import Path
+from data.generate import DataSpec, ensure_cached
+logging.basicConfig(level=logging.INFO)
+root = Path(sys.argv[2])
+(root / f"ready{sys.argv[3]}").touch()
+while len(list(root.glob("ready*"))) < 2:  # both processes ask at the same moment
+    time.sleep(0.01)
+ensure_cached(DataSpec(**json.loads(sys.argv[1])), root)
+"""
+
+
+def test_two_processes_asking_at_once_generate_once(tmp_path):
+    spec = tiny_spec()
+    processes = [
+        run_python(WAIT_THEN_GENERATE, json.dumps(dataclasses.asdict(spec)), str(tmp_path), str(i)) for i in range(2)
+    ]
+    logs = [process.communicate()[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], logs
+    assert sum(log.count("data: generated") for log in logs) == 1, logs
+    assert sum(log.count("data: cache hit") for log in logs) == 1, logs
+    assert problem_with(spec.cache_path(tmp_path), spec) is None
+
+
+def test_trajectories_have_the_configured_lengths(cached):
+    spec, path = cached
+    with h5py.File(path) as file:
+        assert file["train"].shape == (8, spec.train_steps, 3, 32, 64)
+        assert file["val"].shape == (4, spec.train_steps, 3, 32, 64)
+        assert file["test"].shape == (2, spec.rollout_steps + 1, 3, 32, 64)
+
+
+def test_consecutive_states_are_one_hour_apart():
+    spec = tiny_spec(spinup_steps=0)
+    states = torch.from_numpy(generate_trajectories(spec, 2, 2, seed=5))
+    solver = make_solver(spec)
+    reference = ShallowWaterSolver(32, 64, 3600.0 / spec.solver_steps, lmax=11, mmax=11, grid="equiangular").float()
+    initial = solver.random_initial_condition(2, spec.mach, torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        one_hour = torch.stack([reference.spec2grid(reference.timestep(state, spec.solver_steps)) for state in initial])
+        assert relative_error(states[:, 0], reference.spec2grid(initial)).max() <= 1e-4
+    assert relative_error(states[:, 1], one_hour).max() <= 1e-4
+    # The spin-up drops whole hours from the same run: later windows continue the same hourly sequence.
+    longer = generate_trajectories(spec, 2, 3, seed=5)
+    assert np.array_equal(generate_trajectories(tiny_spec(spinup_steps=1), 2, 2, seed=5), longer[:, 1:])
+
+
+def test_lazy_split_gives_the_same_batches_as_an_in_memory_one(cached):
+    spec, path = cached
+    modules = {
+        "memory": datamodule(spec, path.parent),
+        "lazy": datamodule(spec, path.parent, in_memory_max_gb=0),
+        "workers": datamodule(spec, path.parent, in_memory_max_gb=0, num_workers=2),
+    }
+    for module in modules.values():
+        module.setup()
+    assert isinstance(modules["memory"].datasets["val"], InMemoryTrajectories)
+    assert isinstance(modules["lazy"].datasets["val"], HDF5Trajectories)
+    shapes = {"train": (4, 2, 3, 32, 64), "val": (4, 2, 3, 32, 64), "test": (2, 4, 3, 32, 64)}
+    for split, shape in shapes.items():
+        batches = {name: list(getattr(module, f"{split}_dataloader")()) for name, module in modules.items()}
+        assert all(isinstance(batch, torch.Tensor) and batch.shape == shape for batch in batches["memory"])
+        for name in ("lazy", "workers"):
+            assert all(torch.equal(a, b) for a, b in zip(batches[name], batches["memory"], strict=True)), name
+
+
+class SampleRecorder(LightningModule):
+    """Records which training samples each epoch sees, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.seen = defaultdict(list)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        self.seen[self.current_epoch].extend(sample.numpy().tobytes() for sample in batch)
+        return self.weight * batch.mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def fit_two_epochs(module: ShallowWaterDataModule, root: Path, reload: int) -> dict[int, list[bytes]]:
+    recorder = SampleRecorder()
+    trainer = Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        reload_dataloaders_every_n_epochs=reload,
+        use_distributed_sampler=False,
+        default_root_dir=root,
+    )
+    trainer.fit(recorder, datamodule=module)
+    return recorder.seen
+
+
+def test_training_order_is_reshuffled_every_epoch(cached, tmp_path):
+    spec, path = cached
+    seen = fit_two_epochs(datamodule(spec, path.parent), tmp_path, reload=0)
+    assert sorted(seen[0]) == sorted(seen[1]) and len(seen[0]) == spec.num_examples
+    assert seen[0] != seen[1]
+
+
+def test_online_mode_draws_new_training_samples_every_epoch(cached, tmp_path):
+    spec, path = cached
+    module = datamodule(spec, path.parent, online=True)
+    seen = fit_two_epochs(module, tmp_path, reload=1)
+    assert not set(seen[0]) & set(seen[1])
+    for epoch in (0, 1):
+        again = module._online_train_set(epoch).states
+        assert sorted(seen[epoch]) == sorted(sample.numpy().tobytes() for sample in again)
+    with h5py.File(path) as file:
+        cached_train = module.normalize(torch.from_numpy(file["train"][()]))
+    assert not set(seen[0]) & {sample.numpy().tobytes() for sample in cached_train}
+
+
+def test_online_mode_refuses_a_trainer_that_keeps_its_first_loader(cached, tmp_path):
+    spec, path = cached
+    with pytest.raises(ValueError, match="reload_dataloaders_every_n_epochs=1"):
+        fit_two_epochs(datamodule(spec, path.parent, online=True), tmp_path, reload=0)

@@ -1,0 +1,94 @@
+"""What `python train.py ...` leaves on disk, run as a user runs it."""
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY, compose_hydra_config, run_train
+
+STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Reading a run's folder name claims the folder: keep that out of the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
+def run_dir_for(overrides: list[str]) -> str:
+    return str(compose_hydra_config(overrides).hydra.run.dir)
+
+
+def test_folder_name_of_the_blog_example():
+    run_dir = run_dir_for(["model=sfno", "data=64x128", "data.num_examples=50", "training.max_epochs=1"])
+    date = datetime.now().strftime("%Y-%m-%d")
+    assert re.fullmatch(rf"outputs/{date}/{STAMP}_sfno64x128_data\.num_examples=50_training\.max_epochs=1", run_dir)
+
+
+def test_folder_name_without_overrides_has_no_trailing_separator():
+    run_dir = run_dir_for([])
+    assert re.fullmatch(rf"outputs/\d{{4}}-\d{{2}}-\d{{2}}/{STAMP}_sfno32x64", run_dir)
+
+
+def test_group_choices_and_debug_are_not_repeated_in_the_name():
+    assert run_dir_for(["model=fno", "data=64x128"]).endswith("_fno64x128")
+    assert run_dir_for(["debug=True"]) == "outputs/debug"
+
+
+def test_a_run_leaves_one_complete_folder(tmp_path, data_root):
+    run_train([*TINY, f"paths.data_root={data_root}"], cwd=tmp_path)
+    (day,) = (tmp_path / "outputs").iterdir()
+    (run,) = day.iterdir()
+    assert re.fullmatch(rf"{STAMP}_sfno32x64_.*training\.max_epochs=1", run.name)
+    for expected in ("ckpt/last.ckpt", "train.log", ".hydra/config.yaml", "test_metrics.json", "plots/maps.png"):
+        assert (run / expected).is_file(), expected
+    assert len(list((run / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+    assert "run folder" in (run / "train.log").read_text()
+
+
+def test_debug_runs_replace_the_debug_folder_and_skip_wandb(tmp_path, data_root):
+    debug_dir = tmp_path / "outputs" / "debug"
+    run_train([*TINY, f"paths.data_root={data_root}", "debug=True"], cwd=tmp_path)
+    (debug_dir / "ckpt" / "stale.ckpt").write_text("left by an earlier run")
+    run_train([*TINY, f"paths.data_root={data_root}", "debug=True"], cwd=tmp_path)
+    assert sorted(path.name for path in (tmp_path / "outputs").iterdir()) == ["debug"]
+    assert not (debug_dir / "ckpt" / "stale.ckpt").exists()
+    assert (debug_dir / "ckpt" / "last.ckpt").is_file()
+    assert not (debug_dir / "wandb").exists()
+    assert (debug_dir / "train.log").read_text().count("run folder") == 1
+
+
+def test_multirun_gives_each_job_a_complete_folder_and_its_own_wandb_run(tmp_path, data_root):
+    run_train(["-m", "model=sfno,fno", *TINY, f"paths.data_root={data_root}"], cwd=tmp_path)
+    assert not (tmp_path / "multirun").exists()
+    (day,) = (tmp_path / "outputs").iterdir()
+    (sweep,) = day.iterdir()
+    jobs = sorted(path for path in sweep.iterdir() if path.is_dir())
+    assert [job.name.split("_")[:2] for job in jobs] == [["0", "sfno32x64"], ["1", "fno32x64"]]
+    run_ids = set()
+    for job in jobs:
+        assert (job / "ckpt" / "last.ckpt").is_file()
+        assert (job / "train.log").is_file()
+        (wandb_run,) = (job / "wandb").glob("offline-run-*")
+        run_ids.add(wandb_run.name.rsplit("-", 1)[-1])
+    assert len(run_ids) == 2
+    assert (sweep / "comparison.md").is_file()
+
+
+def test_printing_the_config_creates_nothing(tmp_path):
+    result = run_train(["--cfg", "job"], cwd=tmp_path)
+    assert "output_dir_scheme" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_value_fails_naming_the_key(tmp_path):
+    result = run_train(["data.nlat=???"], cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    assert "data.nlat is missing" in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_folders_are_under_the_configured_log_dir(tmp_path):
+    assert Path(run_dir_for([f"paths.log_dir={tmp_path / 'runs'}"])).parent.parent == tmp_path / "runs"
