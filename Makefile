@@ -22,3 +22,6 @@ test: setup
 lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+
+bench: setup
+	for script in data_generation epoch_time overhead startup; do $(PY) benchmarks/$$script.py || exit 1; done

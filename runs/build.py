@@ -16,6 +16,8 @@ def build_module(cfg: DictConfig) -> NeuralOperatorModule:
         nlon=cfg.data.nlon,
         grid=cfg.data.grid,
         residual=cfg.model.residual,
+        rollout_steps=cfg.training.rollout_steps,
+        rollout_start_epoch=cfg.training.rollout_start_epoch,
         test_rollout_steps=cfg.eval.rollout_steps,
         example_leads=list(cfg.eval.map_leads),
     )
