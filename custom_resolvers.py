@@ -39,15 +39,18 @@ def safe_dirname(name: str) -> str:
     return f"{safe[: MAX_NAME_BYTES - len(digest) - 1]}_{digest}"
 
 
-def claim_dir(folder: str, reuse: bool) -> str:
+def claim_dir(folder: str, reuse: bool, resume: str | None = None) -> str:
     """Create ``folder`` for this run, atomically, or the next free ``folder_2``, ``folder_3``...
 
     Run names have one-second resolution: a run started in the same second with the
     same overrides finds the folder taken and gets the next name, so two runs never
     share a folder. ``reuse=True`` (the debug folder) returns ``folder`` as it is.
     Registered with a cache, so every later read in the run (Hydra's, Lightning's
-    DDP launcher's) returns the same folder.
+    DDP launcher's) returns the same folder. ``resume`` (`resume=<run folder>`) is the folder of a run to
+    continue: it is returned as it is, so the run goes on in its own folder.
     """
+    if resume is not None:
+        return resume
     if reuse:
         return folder
     os.makedirs(os.path.dirname(folder), exist_ok=True)
@@ -59,6 +62,14 @@ def claim_dir(folder: str, reuse: bool) -> str:
         except FileExistsError:
             number += 1
             candidate = f"{folder}_{number}"
+
+
+def on_resume(resume: str | None, fresh: object, resumed: object) -> object:
+    """``resumed`` when the run continues an earlier one (`resume=<run folder>`), else ``fresh``.
+
+    For Hydra settings that must differ on a resume, e.g. the log file is appended to, not replaced.
+    """
+    return fresh if resume is None else resumed
 
 
 def prepend_underscore(text: str) -> str:
@@ -104,6 +115,7 @@ RESOLVERS = {
     "mkdirs": mkdirs,
     "isdist": isdist,
     "accumulation": accumulation,
+    "on_resume": on_resume,
 }
 
 for _name, _resolver in RESOLVERS.items():

@@ -1,10 +1,12 @@
 """Train a neural operator on the shallow-water equations, then test its rollouts.
 
 python train.py [--config-name=neuraloperator] [model=fno] [data=64x128] [debug=True] [-m ...]
+python train.py resume=<run folder> [training.max_epochs=N]   # continue a run from its ckpt/last.ckpt
 """
 
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -17,8 +19,19 @@ from omegaconf import DictConfig, OmegaConf
 
 import custom_resolvers  # noqa: F401  (registers the resolvers the configs use)
 from evaluation.callbacks import ValidationMaps, log_images
+from evaluation.report import ERROR_FILE
 from evaluation.run_report import write_run_report
 from runs.build import build_module, count_parameters
+from runs.failures import run_task
+from runs.resume import (
+    checkpoint_progress,
+    keep_earlier_metrics,
+    quote_resume_argument,
+    resumed_config,
+    started_with,
+    wandb_run_id,
+)
+from runs.training import RNGState, StopOnNonFinite
 
 log = logging.getLogger(__name__)
 
@@ -31,53 +44,81 @@ def clear_debug_folder(output_dir: str) -> None:
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
-def train(cfg: DictConfig) -> float:
-    """Train and test as ``cfg`` says; returns the final validation relative L2 (for sweepers)."""
+def train(cfg: DictConfig) -> float | None:
+    """Train and test as ``cfg`` says; returns the final validation relative L2 (for sweepers).
+
+    With ``cfg.resume`` set, continues that run instead (None when it had finished already).
+    """
     # Weights drift into subnormal floats while training; on CPUs these make each step 10-40x slower.
     torch.set_flush_denormal(True)
+    if cfg.resume:
+        cfg = resumed_config(cfg)
     # Resolve everything now: a missing value or an impossible batch split fails before any work.
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    if cfg.debug:
+    last_checkpoint = instantiate(cfg.last_checkpoint)
+    if cfg.resume:
+        epochs_done, step = checkpoint_progress(last_checkpoint.path)
+        max_epochs = (cfg.debug_trainer if cfg.debug else cfg.trainer).max_epochs
+        if epochs_done >= max_epochs:
+            log.info("nothing to train: the run finished its %d epochs already (%s)", epochs_done, cfg.output_dir)
+            return None
+        log.info("resuming %s at epoch %d, step %d, up to epoch %d", cfg.output_dir, epochs_done, step, max_epochs)
+        (Path(cfg.output_dir) / ERROR_FILE).unlink(missing_ok=True)  # an earlier failure stays in train.log
+    elif cfg.debug:
         clear_debug_folder(cfg.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
     model = build_module(cfg)
     loggers = [CSVLogger(save_dir=cfg.output_dir, name="", version="")]
+    if cfg.resume:
+        keep_earlier_metrics(loggers[0], step)
     if not cfg.debug:
-        loggers.append(instantiate(cfg.wandb))
-        loggers[-1].log_hyperparams(resolved)
-    callbacks = [instantiate(cfg.checkpoint), ValidationMaps(cfg.output_dir, cfg.eval.plot_every_n_epochs)]
+        loggers.append(instantiate(cfg.wandb, id=wandb_run_id(Path(cfg.output_dir))))
+        if not cfg.resume:  # a resumed W&B run has its config
+            loggers[-1].log_hyperparams(resolved)
+    checkpoint = instantiate(cfg.checkpoint)
+    callbacks = [
+        StopOnNonFinite(),
+        RNGState(),
+        checkpoint,
+        last_checkpoint,
+        ValidationMaps(cfg.output_dir, cfg.eval.plot_every_n_epochs),
+    ]
     debug_settings = cfg.debug_trainer if cfg.debug else {}
     trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, **debug_settings)
     log.info("run folder: %s", cfg.output_dir)
+    wandb_exit_code = 1
     try:
         started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=last_checkpoint.path if cfg.resume else None)
         train_time = time.perf_counter() - started
         val_error = float(trainer.callback_metrics["val/rel_l2"])
-        trainer.test(model, datamodule=datamodule, ckpt_path="best")
+        trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint.best_model_path)
         if trainer.is_global_zero:
+            launch = started_with(cfg)
             meta = {
-                "model": hydra.core.hydra_config.HydraConfig.get().runtime.choices.model,
+                "model": launch.runtime.choices.model,
                 "data": f"{cfg.data.nlat}x{cfg.data.nlon}",
                 "parameters": count_parameters(model.net),
                 "train_time_s": round(train_time, 1),
-                "overrides": list(hydra.core.hydra_config.HydraConfig.get().overrides.task),
+                "overrides": list(launch.overrides.task),
             }
             plots = write_run_report(model.test_results, model.channels, meta, cfg.output_dir)
             log_images(trainer, {f"test/{name}": path for name, path in plots.items()})
             log.info("test metrics and plots written to %s", cfg.output_dir)
+        wandb_exit_code = 0
     finally:
         if not cfg.debug:
-            loggers[-1].experiment.finish()
+            loggers[-1].experiment.finish(exit_code=wandb_exit_code)
     return val_error
 
 
 @hydra.main(version_base="1.3", config_path="config", config_name="neuraloperator")
-def main(cfg: DictConfig) -> float:
-    return train(cfg)
+def main(cfg: DictConfig) -> float | None:
+    return run_task(train, cfg)
 
 
 if __name__ == "__main__":
+    sys.argv = quote_resume_argument(sys.argv)
     main()

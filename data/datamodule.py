@@ -20,12 +20,14 @@ class EpochSampler(Sampler):
     epoch reproducible, including after a resume. It goes inside a plain
     ``BatchSampler``: Lightning calls ``set_epoch`` only on ``DataLoader.sampler``
     and ``DataLoader.batch_sampler.sampler``, never on a custom batch sampler.
+    ``start`` skips the first indices of the next iteration only (set by `ResumableLoader`).
     """
 
     def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        self.start = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -38,10 +40,47 @@ class EpochSampler(Sampler):
         return order[self.rank * per_rank : (self.rank + 1) * per_rank]
 
     def __iter__(self):
-        return iter(self._indices().tolist())
+        start, self.start = self.start, 0
+        return iter(self._indices()[start:].tolist())
 
     def __len__(self) -> int:
+        """The whole epoch, also while ``start`` skips part of it: Lightning counts a resumed epoch's batches
+        from where it stopped."""
         return len(self._indices())
+
+
+class ResumableLoader(DataLoader):
+    """A loader that can be checkpointed within an epoch and resumed at the next unseen batch.
+
+    Lightning, resuming within an epoch, iterates the loader from the start again and only counts the batches
+    already done: a resumed run would train on the epoch's first batches twice and never see its last ones.
+    `load_state_dict()` makes the next iteration of the saved epoch skip the batches already handed out. The data
+    module saves and restores this state; Lightning does it too (it saves the state of loaders with a
+    `state_dict()`), but restores it only into a loader built after loading the checkpoint, and
+    `configure_optimizers` builds ours before (`estimated_stepping_batches`). Needs a ``BatchSampler`` over an
+    `EpochSampler`.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches = 0  # batches handed out in the epoch being iterated
+        self._resume: dict[str, int] | None = None
+
+    def __iter__(self):
+        # A generator: this runs at the first batch, after Lightning's set_epoch for the epoch.
+        sampler = self.batch_sampler.sampler
+        resume, self._resume = self._resume, None
+        self.batches = resume["batches"] if resume and resume["epoch"] == sampler.epoch else 0
+        sampler.start = self.batches * self.batch_sampler.batch_size
+        for batch in super().__iter__():
+            self.batches += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.batch_sampler.sampler.epoch, "batches": self.batches}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume = dict(state_dict)
 
 
 class InMemoryTrajectories(Dataset):
@@ -136,6 +175,8 @@ class ShallowWaterDataModule(LightningDataModule):
         self.path = str(self.spec.cache_path(data_root))
         self.datasets: dict[str, Dataset] = {}
         self.mean = self.std = None
+        self.train_loader: ResumableLoader | None = None
+        self._train_loader_state: dict[str, int] | None = None  # from a checkpoint being resumed
 
     def prepare_data(self) -> None:
         ensure_cached(self.spec, self.data_root)
@@ -170,18 +211,37 @@ class ShallowWaterDataModule(LightningDataModule):
         states = generate_trajectories(self.spec, self.spec.num_examples, self.spec.train_steps, seed)
         return InMemoryTrajectories(self.normalize(torch.from_numpy(states)))
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool) -> ResumableLoader:
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler = EpochSampler(len(dataset), shuffle, self.spec.seeds["train"], rank, world_size)
-        return DataLoader(
+        return ResumableLoader(
             dataset,
             batch_sampler=BatchSampler(sampler, self.batch_size, drop_last=shuffle),
             collate_fn=_batch_as_is,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # Worker seeds from its own stream: iterating must not draw from the global RNG, whose state a
+            # resume restores (runs.training.RNGState) for the training steps.
+            generator=torch.Generator().manual_seed(self.spec.seeds["train"]),
         )
 
+    def state_dict(self) -> dict:
+        """Where training is in its epoch, so that a resumed run goes on at the next unseen batch."""
+        return {} if self.train_loader is None else {"train_loader": self.train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Kept for every training loader built from now on: each uses it only if it iterates the saved epoch."""
+        self._train_loader_state = state_dict.get("train_loader")
+        if self.train_loader is not None and self._train_loader_state is not None:
+            self.train_loader.load_state_dict(self._train_loader_state)
+
     def train_dataloader(self) -> DataLoader:
+        self.train_loader = self._train_loader()
+        if self._train_loader_state is not None:
+            self.train_loader.load_state_dict(self._train_loader_state)
+        return self.train_loader
+
+    def _train_loader(self) -> ResumableLoader:
         if not self.online:
             return self._loader(self.datasets["train"], shuffle=True)
         if self.trainer is not None and self.trainer.reload_dataloaders_every_n_epochs != 1:

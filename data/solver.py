@@ -20,16 +20,19 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
     """
 
     def dudtspec(self, uspec: torch.Tensor) -> torch.Tensor:
+        """torch-harmonics' tendencies, batched; also skips its unused divergence grid and
+        transforms both flux fields in one vector SHT (the same numbers, fewer transforms)."""
         dudtspec = torch.zeros_like(uspec)
-        ugrid = self.spec2grid(uspec)  # (..., 3, nlat, nlon)
-        uvgrid = self.getuv(uspec[..., 1:, :, :])  # (..., 2, nlat, nlon)
+        ugrid = self.spec2grid(uspec[..., :2, :, :])  # (..., 2, nlat, nlon): geopotential, vorticity
+        uvgrid = self.getuv(uspec[..., 1:, :, :])  # (..., 2, nlat, nlon): u, v
 
-        tmpspec = self.vrtdivspec(uvgrid * (ugrid[..., 1:2, :, :] + self.coriolis))
-        dudtspec[..., 2, :, :] = tmpspec[..., 0, :, :]
-        dudtspec[..., 1, :, :] = -tmpspec[..., 1, :, :]
-
-        tmpspec = self.vrtdivspec(uvgrid * ugrid[..., 0:1, :, :])
-        dudtspec[..., 0, :, :] = -tmpspec[..., 1, :, :]
+        fluxes = torch.stack(
+            [uvgrid * (ugrid[..., 1:2, :, :] + self.coriolis), uvgrid * ugrid[..., 0:1, :, :]], dim=-4
+        )  # (..., 2, 2, nlat, nlon): absolute-vorticity flux, geopotential flux
+        tmpspec = self.vrtdivspec(fluxes)  # (..., 2, 2, lmax, mmax)
+        dudtspec[..., 2, :, :] = tmpspec[..., 0, 0, :, :]
+        dudtspec[..., 1, :, :] = -tmpspec[..., 0, 1, :, :]
+        dudtspec[..., 0, :, :] = -tmpspec[..., 1, 1, :, :]
 
         kinetic = 0.5 * (uvgrid[..., 0, :, :] ** 2 + uvgrid[..., 1, :, :] ** 2)
         tmpspec = self.grid2spec(ugrid[..., 0, :, :] + kinetic)

@@ -1,4 +1,5 @@
-"""Hydra callback that checks the config (`runs.checks`) before Hydra creates the run or sweep folder.
+"""Hydra callbacks: `CheckConfig` checks the config (`runs.checks`) before Hydra creates the run or sweep folder;
+`FailedJobs` makes a sweep with failed jobs end with a non-zero exit status.
 
 Hydra 1.3 turns an exception raised in a callback into a warning and carries on, so a failed check ends the
 process with `SystemExit`: exit status 1 and the message on stderr, without a traceback.
@@ -16,6 +17,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from evaluation.report import collect_jobs
 from runs.checks import ConfigError, check_config
 
 BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
@@ -74,3 +76,18 @@ def exit_on_problems(config: DictConfig, overrides: list[str] | None = None) -> 
 def stop(message: str, overrides: list[str] | None = None) -> NoReturn:
     job = "" if overrides is None else f" (sweep job {' '.join(overrides)})"
     raise SystemExit(f"Error in the configuration{job}; nothing was run:\n{message}")
+
+
+class FailedJobs(Callback):
+    """Ends a multirun that had failed jobs with exit status 1, listing them with their errors.
+
+    Registered before `comparison_report` in the config: Hydra calls `on_multirun_end` in reverse order, so the
+    comparison (which shows the failed jobs too) is written first.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        jobs = collect_jobs(config.hydra.sweep.dir)
+        failed = [job for job in jobs if job["status"] != "completed"]
+        if failed:
+            lines = "\n".join(f"  - {job['job']}: {job['error']}" for job in failed)
+            raise SystemExit(f"{len(failed)} of {len(jobs)} sweep jobs failed (see error.txt in each):\n{lines}")

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -33,11 +34,17 @@ INTEGER_MINIMUMS = {
     "data.num_workers": 0,
     "model.width": 1,
     "model.layers": 1,
+    "checkpoint_every_n_steps": 0,
 }
 POSITIVE_NUMBERS = ("training.lr", "data.mach")
 # Keys that point to folders this run writes into.
 FOLDER_KEYS = ("log_dir", "data.data_root")
 LEARNABLE_EMBEDDINGS = ("learnable lat", "learnable latlon")
+# What `resume=<run folder>` continues from, and the overrides it accepts: they extend the training without
+# changing what has been trained so far.
+SAVED_CONFIG = Path(".hydra") / "config.yaml"
+LAST_CHECKPOINT = Path("ckpt") / "last.ckpt"
+RESUME_OVERRIDES = ("training.max_epochs", "resume")
 
 
 class ConfigError(ValueError):
@@ -95,6 +102,15 @@ def _sizes(cfg: DictConfig) -> Iterator[str]:
         yield (
             f"eval.rollout_steps={rollout!r} must be an integer from 1 to data.rollout_steps={data_rollout}: "
             "lower eval.rollout_steps or raise data.rollout_steps"
+        )
+    train_rollout, train_steps = (
+        OmegaConf.select(cfg, "training.rollout_steps"),
+        OmegaConf.select(cfg, "data.train_steps"),
+    )
+    if _is_int(train_steps) and not (_is_int(train_rollout) and 1 <= train_rollout < train_steps):
+        yield (
+            f"training.rollout_steps={train_rollout!r} must be an integer from 1 to data.train_steps - 1 = "
+            f"{train_steps - 1}: lower training.rollout_steps or set data.train_steps={train_rollout}+1"
         )
 
 
@@ -223,4 +239,36 @@ def _set_by(cfg: DictConfig, key: str) -> str:
     return match.group(1) if match else key
 
 
-CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (_sizes, _batches, _model, _folders)
+def override_key(override: str) -> str:
+    """The key of a command-line override: `+a.b=1` -> `a.b`."""
+    return re.match(r"[~+]*([^=]*)", override).group(1)
+
+
+def _resume(cfg: DictConfig) -> Iterator[str]:
+    """`resume=<folder>` must name a run with a checkpoint, and come without overrides that change its config.
+
+    The overrides and the run mode are read from the `hydra` node; a config without one skips those checks.
+    """
+    run = OmegaConf.select(cfg, "resume")
+    if run is None:
+        return
+    if not (Path(run) / SAVED_CONFIG).is_file():
+        yield f"resume={run} is not a run folder (it has no {SAVED_CONFIG}): pass the folder of the run to continue"
+        return
+    if not (Path(run) / LAST_CHECKPOINT).is_file():
+        yield (
+            f"resume={run} has no {LAST_CHECKPOINT} to continue from (it stopped before its first checkpoint): "
+            "start the run again instead"
+        )
+    overrides = OmegaConf.select(cfg, "hydra.overrides.task", default=[])
+    refused = [override for override in overrides if override_key(override) not in RESUME_OVERRIDES]
+    if refused:
+        yield (
+            "resume continues a run with the config it was started with; the only override it accepts is "
+            f"training.max_epochs (to train longer): drop {' '.join(refused)}, or start a new run with them"
+        )
+    if OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN:
+        yield "resume continues one run: run it without -m (--multirun)"
+
+
+CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (_sizes, _batches, _model, _folders, _resume)

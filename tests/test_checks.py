@@ -190,3 +190,9 @@ def test_unwritable(tmp_path, read_only_dir):
     assert unwritable(str(tmp_path / "file" / "below")) == f"{tmp_path / 'file'} is a file, not a folder"
     assert unwritable(str(read_only_dir / "below")) == f"{read_only_dir} is not writable"
     assert not (tmp_path / "new").exists()
+
+
+def test_training_rollout_needs_long_enough_samples(tmp_path):
+    with pytest.raises(ConfigError, match=r"training.rollout_steps=2 must be .* data.train_steps - 1 = 1"):
+        check(["training.rollout_steps=2"], tmp_path)
+    check(["training.rollout_steps=2", "data.train_steps=3"], tmp_path)

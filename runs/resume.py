@@ -1,0 +1,86 @@
+"""Continuing a run in its own folder: `python train.py resume=<run folder>`.
+
+The run goes on from its ckpt/last.ckpt with the config it was started with (`.hydra/config.yaml`), in the same
+W&B run (`wandb_id.txt`); only `training.max_epochs` may change, to train longer.
+"""
+
+import csv
+import re
+import secrets
+import string
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from runs.checks import SAVED_CONFIG, override_key
+
+SAVED_HYDRA = Path(".hydra") / "hydra.yaml"
+WANDB_ID_FILE = "wandb_id.txt"
+
+
+def quote_resume_argument(argv: list[str]) -> list[str]:
+    """``argv`` with the folder of `resume=<folder>` quoted for Hydra.
+
+    Run folder names hold `=` and `,` (their overrides), which Hydra's override grammar reads as syntax; quoted,
+    a folder can be passed as the shell completes it.
+    """
+    quoted = []
+    for argument in argv:
+        value = argument.removeprefix("resume=")
+        if value != argument and re.search(r"[=,\s]", value) and not value.startswith(("'", '"')):
+            argument = f"resume='{value}'"
+        quoted.append(argument)
+    return quoted
+
+
+def resumed_config(cfg: DictConfig) -> DictConfig:
+    """The config the run in ``cfg.resume`` was started with, with ``training.max_epochs`` if given now."""
+    saved = OmegaConf.load(Path(cfg.resume) / SAVED_CONFIG)
+    if "training.max_epochs" in map(override_key, HydraConfig.get().overrides.task):
+        saved.training.max_epochs = cfg.training.max_epochs
+    saved.resume = cfg.resume
+    # Its saved value holds the time of this command: without a name W&B keeps the one the run started with.
+    saved.wandb.name = None
+    return saved
+
+
+def started_with(cfg: DictConfig) -> DictConfig:
+    """The `hydra` node of the command that started the run (its model choice, its overrides), also on a resume."""
+    if cfg.resume is None:
+        return HydraConfig.get()
+    return OmegaConf.load(Path(cfg.resume) / SAVED_HYDRA).hydra
+
+
+def checkpoint_progress(path: Path) -> tuple[int, int]:
+    """(epochs finished, optimizer steps taken) of the run saved in checkpoint ``path``."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"], checkpoint["global_step"]
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The W&B run of this run folder: the id saved in it (a resume), else a new one, saved for later resumes."""
+    path = run_dir / WANDB_ID_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # as W&B makes them
+    if rank_zero_only.rank == 0:  # the other ranks of a multi-GPU run log nothing to W&B
+        path.write_text(f"{run_id}\n")
+    return run_id
+
+
+def keep_earlier_metrics(logger: CSVLogger, step: int) -> None:
+    """Carry the rows of metrics.csv logged before global step ``step`` into ``logger``.
+
+    Lightning's CSV logger deletes the metrics.csv it finds; the rows after the checkpoint are dropped, as the
+    resumed run logs those steps again. A row's `step` is the global step before its batch's optimizer step.
+    """
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    with path.open(newline="") as file:
+        rows = [row for row in csv.DictReader(file) if int(row["step"]) < step]
+    logger.experiment.metrics = rows
