@@ -17,7 +17,7 @@ train: setup
 	$(PY) train.py $(ARGS)
 
 test: setup
-	$(PY) -m pytest tests $(ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 tests $(ARGS)
 
 lint: setup
 	$(PY) -m ruff format --check .

@@ -11,27 +11,11 @@ import time
 from pathlib import Path
 
 import hydra
-import lightning.pytorch as pl
-import torch
-from hydra.utils import instantiate
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 import custom_resolvers  # noqa: F401  (registers the resolvers the configs use)
-from evaluation.callbacks import ValidationMaps, log_images
-from evaluation.report import ERROR_FILE
-from evaluation.run_report import write_run_report
-from runs.build import build_module, count_parameters
 from runs.failures import run_task
-from runs.resume import (
-    checkpoint_progress,
-    keep_earlier_metrics,
-    quote_resume_argument,
-    resumed_config,
-    started_with,
-    wandb_run_id,
-)
-from runs.training import RNGState, StopOnNonFinite
+from runs.resume import quote_resume_argument
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +33,19 @@ def train(cfg: DictConfig) -> float | None:
 
     With ``cfg.resume`` set, continues that run instead (None when it had finished already).
     """
+    # Imported here: a config error (checked before this runs) costs no torch or Lightning import.
+    import lightning.pytorch as pl
+    import torch
+    from hydra.utils import instantiate
+    from lightning.pytorch.loggers import CSVLogger
+
+    from evaluation.callbacks import ValidationMaps, log_images
+    from evaluation.report import ERROR_FILE
+    from evaluation.run_report import write_run_report
+    from runs.build import build_module, count_parameters
+    from runs.resume import checkpoint_progress, keep_earlier_metrics, resumed_config, started_with, wandb_run_id
+    from runs.training import RNGState, StopOnNonFinite
+
     # Weights drift into subnormal floats while training; on CPUs these make each step 10-40x slower.
     torch.set_flush_denormal(True)
     if cfg.resume:

@@ -9,14 +9,15 @@ import re
 import secrets
 import string
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from runs.checks import SAVED_CONFIG, override_key
+
+if TYPE_CHECKING:
+    from lightning.pytorch.loggers import CSVLogger
 
 SAVED_HYDRA = Path(".hydra") / "hydra.yaml"
 WANDB_ID_FILE = "wandb_id.txt"
@@ -57,6 +58,8 @@ def started_with(cfg: DictConfig) -> DictConfig:
 
 def checkpoint_progress(path: Path) -> tuple[int, int]:
     """(epochs finished, optimizer steps taken) of the run saved in checkpoint ``path``."""
+    import torch  # here, not at the top: `python train.py` with a bad config fails before importing torch
+
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     return checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"], checkpoint["global_step"]
 
@@ -67,12 +70,14 @@ def wandb_run_id(run_dir: Path) -> str:
     if path.is_file():
         return path.read_text().strip()
     run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # as W&B makes them
+    from lightning.pytorch.utilities import rank_zero_only
+
     if rank_zero_only.rank == 0:  # the other ranks of a multi-GPU run log nothing to W&B
         path.write_text(f"{run_id}\n")
     return run_id
 
 
-def keep_earlier_metrics(logger: CSVLogger, step: int) -> None:
+def keep_earlier_metrics(logger: "CSVLogger", step: int) -> None:
     """Carry the rows of metrics.csv logged before global step ``step`` into ``logger``.
 
     Lightning's CSV logger deletes the metrics.csv it finds; the rows after the checkpoint are dropped, as the

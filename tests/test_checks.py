@@ -194,5 +194,5 @@ def test_unwritable(tmp_path, read_only_dir):
 
 def test_training_rollout_needs_long_enough_samples(tmp_path):
     with pytest.raises(ConfigError, match=r"training.rollout_steps=2 must be .* data.train_steps - 1 = 1"):
-        check(["training.rollout_steps=2"], tmp_path)
+        check(["training.rollout_steps=2", "data.train_steps=2"], tmp_path)
     check(["training.rollout_steps=2", "data.train_steps=3"], tmp_path)
