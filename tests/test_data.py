@@ -423,3 +423,13 @@ def test_online_mode_refuses_a_trainer_that_keeps_its_first_loader(cached, tmp_p
     spec, path = cached
     with pytest.raises(ValueError, match="reload_dataloaders_every_n_epochs=1"):
         fit_two_epochs(datamodule(spec, path.parent, online=True), tmp_path, reload=0)
+
+
+def test_non_finite_states_stop_generation_and_leave_no_file(tmp_path):
+    """No solver step size we tried makes these presets blow up (hyperdiffusion damps them, even at
+    one step per hour); a non-finite initial amplitude drives the same detection path."""
+    spec = tiny_spec(mach=math.inf)
+    with pytest.raises(FloatingPointError, match="data.solver_steps"):
+        ensure_cached(spec, tmp_path)
+    assert not spec.cache_path(tmp_path).exists()
+    assert not list(tmp_path.glob("*.tmp*"))
