@@ -36,9 +36,9 @@ class EpochTimer(Callback):
         self.elapsed = time.perf_counter() - self.started
 
 
-def as_trajectories(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """The reference's (input, target) pairs as our (batch, 2, 3, nlat, nlon) trajectories."""
-    return torch.stack([torch.stack(pair) for pair in batch])
+def as_trajectories(batch: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """The reference's {"x": input, "y": target} samples as our (batch, 2, 3, nlat, nlon) trajectories."""
+    return torch.stack([torch.stack([sample["x"], sample["y"]]) for sample in batch])
 
 
 def epoch_seconds(cfg, train_loader: DataLoader) -> float:
