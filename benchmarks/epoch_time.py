@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Callback
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import custom_resolvers  # noqa: E402,F401
+from benchmarks.common import timing_trainer  # noqa: E402
 from runs.build import build_module  # noqa: E402
 
 
@@ -44,16 +45,7 @@ def as_trajectories(batch: list[dict[str, torch.Tensor]]) -> torch.Tensor:
 def epoch_seconds(cfg, train_loader: DataLoader) -> float:
     torch.manual_seed(0)
     timer = EpochTimer()
-    trainer = Trainer(
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-        accelerator="cpu",
-    )
+    trainer = timing_trainer(timer, max_epochs=1)
     trainer.fit(build_module(cfg), train_dataloaders=train_loader)
     return timer.elapsed
 

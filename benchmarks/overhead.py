@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import custom_resolvers  # noqa: E402,F401
+from benchmarks.common import timing_trainer  # noqa: E402
 from models.metrics import squared_l2_loss  # noqa: E402
 from runs.build import build_module  # noqa: E402
 
@@ -45,16 +46,7 @@ def lightning_seconds(cfg, datamodule, steps: int, warmup: int) -> float:
     torch.manual_seed(0)
     module = build_module(cfg)
     timer = StepTimer(warmup)
-    trainer = Trainer(
-        max_steps=warmup + steps,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-        accelerator="cpu",
-    )
+    trainer = timing_trainer(timer, max_steps=warmup + steps)
     trainer.fit(module, datamodule=datamodule)
     return timer.elapsed
 
