@@ -12,6 +12,9 @@ from data.generate import DataSpec, ensure_cached, generate_trajectories, read_s
 
 log = logging.getLogger(__name__)
 
+# The splits each Lightning stage reads; any other stage (None, "predict") loads all three.
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
+
 
 class EpochSampler(Sampler):
     """This rank's indices, reshuffled per epoch from ``seed + epoch``.
@@ -182,34 +185,38 @@ class ShallowWaterDataModule(LightningDataModule):
         ensure_cached(self.spec, self.data_root)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
+        """Load the splits ``stage`` needs (a cached file's training split is loaded only to train)."""
+        splits = STAGE_SPLITS.get(stage, ("train", "val", "test"))
+        missing = [split for split in splits if split not in self.datasets]
+        if not missing:
             return
         try:
-            self._load()
+            self._load(missing)
         except OSError as error:
             log.warning("data: reading %s failed (%s)", self.path, error)
             regenerate_unreadable(self.spec, self.data_root)
-            self._load()
+            self._load(missing)
 
-    def _load(self) -> None:
+    def _load(self, splits: list[str]) -> None:
         mean, std = read_stats(self.path)
         self.mean = torch.from_numpy(mean).float().reshape(3, 1, 1)
         self.std = torch.from_numpy(std).float().reshape(3, 1, 1)
         with h5py.File(self.path, "r") as file:
-            for split in ("train", "val", "test"):
+            for split in splits:
                 if file[split].size * 4 > self.in_memory_max_bytes:
                     self.datasets[split] = HDF5Trajectories(self.path, split, self.mean, self.std)
                 else:
-                    self.datasets[split] = InMemoryTrajectories(self.normalize(torch.from_numpy(file[split][()])))
+                    self.datasets[split] = InMemoryTrajectories(self.normalize_(torch.from_numpy(file[split][()])))
 
-    def normalize(self, states: torch.Tensor) -> torch.Tensor:
-        return (states - self.mean.to(states)) / self.std.to(states)
+    def normalize_(self, states: torch.Tensor) -> torch.Tensor:
+        """Normalise ``states`` in place: a split is hundreds of MB, and a copy of it costs more than reading it."""
+        return states.sub_(self.mean.to(states)).div_(self.std.to(states))
 
     def _online_train_set(self, epoch: int) -> Dataset:
         """Fresh training trajectories for ``epoch``, seeded by (train seed, epoch)."""
         seed = int(np.random.SeedSequence([self.spec.seeds["train"], epoch]).generate_state(1)[0])
         states = generate_trajectories(self.spec, self.spec.num_examples, self.spec.train_steps, seed)
-        return InMemoryTrajectories(self.normalize(torch.from_numpy(states)))
+        return InMemoryTrajectories(self.normalize_(torch.from_numpy(states)))
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> ResumableLoader:
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)

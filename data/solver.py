@@ -1,10 +1,19 @@
-"""A batched version of torch-harmonics' shallow-water solver.
+"""A batched, matrix-multiply version of torch-harmonics' shallow-water solver.
 
 torch-harmonics integrates one state at a time (it indexes channels as
-``uspec[0]`` / ``uspec[1:]``). Indexing channels as ``[..., c, :, :]`` runs the
-very same spectral scheme on a whole batch of states at once, which is what
-makes generating a data set fast.
+``uspec[0]`` / ``uspec[1:]``) and spends most of each step copying strided
+views inside ``einsum``. This solver runs the very same spectral scheme on a
+whole batch of states, with every linear part of a time step folded into four
+dense matrix products:
+
+    spectral state -> (Legendre) -> Fourier coefficients -> (Fourier) -> grid
+    grid products  -> (Fourier)  -> Fourier coefficients -> (Legendre) -> tendencies
+
+The matrices are built from torch-harmonics' own transform weights, so the
+numbers are those of ``ShallowWaterSolver.timestep`` up to rounding.
 """
+
+import math
 
 import torch
 from torch_harmonics.examples import ShallowWaterSolver
@@ -13,31 +22,104 @@ ADAMS_BASHFORTH_3 = (23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0)
 
 
 class BatchedShallowWaterSolver(ShallowWaterSolver):
-    """``ShallowWaterSolver`` whose states carry leading batch dimensions.
+    """``ShallowWaterSolver`` whose states carry a leading batch dimension.
 
-    Spectral states have shape (..., 3, lmax, mmax) (geopotential, vorticity,
-    divergence); grid states have shape (..., 3, nlat, nlon).
+    Spectral states have shape (batch, 3, lmax, mmax) complex (geopotential,
+    vorticity, divergence); grid states (batch, 3, nlat, nlon). Inside
+    ``integrate`` a state is packed as real numbers of shape
+    (mmax, lmax, 6, batch): per order m and degree l, the (real, imaginary)
+    parts of the three fields, so that each Legendre transform is one batched
+    matrix product over m.
     """
 
-    def dudtspec(self, uspec: torch.Tensor) -> torch.Tensor:
-        """torch-harmonics' tendencies, batched; also skips its unused divergence grid and
-        transforms both flux fields in one vector SHT (the same numbers, fewer transforms)."""
-        dudtspec = torch.zeros_like(uspec)
-        ugrid = self.spec2grid(uspec[..., :2, :, :])  # (..., 2, nlat, nlon): geopotential, vorticity
-        uvgrid = self.getuv(uspec[..., 1:, :, :])  # (..., 2, nlat, nlon): u, v
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if 2 * self.mmax > self.nlon:
+            raise ValueError(f"mmax={self.mmax} needs nlon >= {2 * self.mmax} longitudes")
+        # Legendre synthesis, (mmax, nlat, lmax): geopotential and vorticity; the two vector-transform matrices
+        # with the inverse Laplacian that turns vorticity and divergence into wind folded in
+        to_wind = (self.invlap / self.radius).T[:, None, :]
+        self.register_buffer("legendre", self.isht.pct.transpose(1, 2).contiguous(), persistent=False)
+        self.register_buffer("wind0", self.ivsht.dpct[0].transpose(1, 2) * to_wind, persistent=False)
+        self.register_buffer("wind1", self.ivsht.dpct[1].transpose(1, 2) * to_wind, persistent=False)
+        # Legendre analysis, (mmax, lmax, nlat): vrtdivspec's two matrices (with its lap * radius), grid2spec's
+        to_vrtdiv = (self.lap * self.radius).T[:, :, None]
+        self.register_buffer("flux0", self.vsht.weights[0] * to_vrtdiv, persistent=False)
+        self.register_buffer("flux1", self.vsht.weights[1] * to_vrtdiv, persistent=False)
+        self.register_buffer("bernoulli", self.sht.weights * self.lap.T[:, :, None], persistent=False)
+        self.register_buffer("fourier_synthesis", self._fourier_synthesis(), persistent=False)
+        self.register_buffer("fourier_analysis", self._fourier_analysis(), persistent=False)
+        self.register_buffer("packed_hyperdiff", self.hyperdiff.T[:, :, None, None], persistent=False)
+        self.register_buffer("grid_coriolis", self.coriolis[None], persistent=False)  # (1, nlat, 1)
 
-        fluxes = torch.stack(
-            [uvgrid * (ugrid[..., 1:2, :, :] + self.coriolis), uvgrid * ugrid[..., 0:1, :, :]], dim=-4
-        )  # (..., 2, 2, nlat, nlon): absolute-vorticity flux, geopotential flux
-        tmpspec = self.vrtdivspec(fluxes)  # (..., 2, 2, lmax, mmax)
-        dudtspec[..., 2, :, :] = tmpspec[..., 0, 0, :, :]
-        dudtspec[..., 1, :, :] = -tmpspec[..., 0, 1, :, :]
-        dudtspec[..., 0, :, :] = -tmpspec[..., 1, 1, :, :]
+    def _fourier_synthesis(self) -> torch.Tensor:
+        """(nlon, mmax * 2): coefficients of orders 0..mmax-1, ordered (order, real/imag) -> values on the
+        longitudes (``irfft(norm="forward")`` of a truncated spectrum, imaginary part of order 0 ignored)."""
+        order = torch.arange(self.mmax, dtype=torch.float64)[None, :]
+        angle = self.lons[:, None] * order  # (nlon, mmax)
+        weight = torch.where(order == 0, 1.0, 2.0)
+        return torch.stack([weight * torch.cos(angle), -weight * torch.sin(angle)], dim=2).reshape(self.nlon, -1)
 
-        kinetic = 0.5 * (uvgrid[..., 0, :, :] ** 2 + uvgrid[..., 1, :, :] ** 2)
-        tmpspec = self.grid2spec(ugrid[..., 0, :, :] + kinetic)
-        dudtspec[..., 2, :, :] = dudtspec[..., 2, :, :] - self.lap * tmpspec
-        return dudtspec
+    def _fourier_analysis(self) -> torch.Tensor:
+        """(mmax * 2, nlon): longitude values -> coefficients of orders 0..mmax-1, ordered (order, real/imag)
+        (``2 pi * rfft(norm="forward")``, as torch-harmonics' forward transforms scale it)."""
+        angle = torch.arange(self.mmax, dtype=torch.float64)[:, None] * self.lons[None, :]  # (mmax, nlon)
+        scale = 2 * math.pi / self.nlon
+        return torch.stack([scale * torch.cos(angle), -scale * torch.sin(angle)], dim=1).reshape(-1, self.nlon)
+
+    def pack(self, uspec: torch.Tensor) -> torch.Tensor:
+        """(batch, 3, lmax, mmax) complex -> (mmax, lmax, 6, batch) real."""
+        parts = torch.view_as_real(uspec)  # (batch, 3, lmax, mmax, 2)
+        return parts.permute(3, 2, 1, 4, 0).reshape(self.mmax, self.lmax, 6, len(uspec))
+
+    def unpack(self, packed: torch.Tensor) -> torch.Tensor:
+        """(mmax, lmax, 6, batch) real -> (batch, 3, lmax, mmax) complex."""
+        parts = packed.reshape(self.mmax, self.lmax, 3, 2, -1).permute(4, 2, 1, 0, 3)
+        return torch.view_as_complex(parts.contiguous())
+
+    def tendencies(self, packed: torch.Tensor) -> torch.Tensor:
+        """torch-harmonics' ``dudtspec`` for a packed batch: (mmax, lmax, 6, batch) -> the same shape.
+
+        Legendre transforms are batched matrix products over the orders m, Fourier transforms one matrix product
+        each; the batch stays the last dimension throughout.
+        """
+        mmax, lmax, _, batch = packed.shape
+        nlat, nlon = self.nlat, self.nlon
+        # Legendre synthesis -> Fourier coefficients (mmax, real/imag, field, nlat, batch) of phi, vort, u, v
+        scalars = torch.bmm(self.legendre, packed[:, :, :4].reshape(mmax, lmax, -1))  # phi, vort (re, im)
+        vrtdiv = packed[:, :, 2:].reshape(mmax, lmax, -1)  # vort, div (re, im)
+        wind0 = torch.bmm(self.wind0, vrtdiv).reshape(mmax, nlat, 4, batch)
+        wind1 = torch.bmm(self.wind1, vrtdiv).reshape(mmax, nlat, 4, batch)
+        coeffs = packed.new_empty(mmax, 2, 4, nlat, batch)
+        coeffs[:, :, :2] = scalars.reshape(mmax, nlat, 2, 2, batch).permute(0, 3, 2, 1, 4)
+        torch.sub(wind0[:, :, 0], wind1[:, :, 3], out=coeffs[:, 0, 2])  # u re
+        torch.add(wind0[:, :, 1], wind1[:, :, 2], out=coeffs[:, 1, 2])  # u im
+        torch.add(wind1[:, :, 1], wind0[:, :, 2], out=coeffs[:, 0, 3]).neg_()  # v re
+        torch.sub(wind1[:, :, 0], wind0[:, :, 3], out=coeffs[:, 1, 3])  # v im
+        grid = self.fourier_synthesis @ coeffs.reshape(2 * mmax, -1)  # (nlon, 4 * nlat * batch)
+        phi, vorticity, u, v = grid.reshape(nlon, 4, nlat, batch).unbind(1)  # (nlon, nlat, batch) each
+        # the nonlinear terms on the grid: (u, v) * absolute vorticity, (u, v) * phi, phi + kinetic energy
+        products = grid.new_empty(nlon, 5, nlat, batch)
+        absolute_vorticity = vorticity + self.grid_coriolis
+        torch.mul(u, absolute_vorticity, out=products[:, 0])
+        torch.mul(v, absolute_vorticity, out=products[:, 1])
+        torch.mul(u, phi, out=products[:, 2])
+        torch.mul(v, phi, out=products[:, 3])
+        torch.add(phi, 0.5 * (u * u + v * v), out=products[:, 4])
+        # Fourier analysis -> (mmax, nlat, real/imag, product, batch), then Legendre analysis
+        coeffs = (self.fourier_analysis @ products.reshape(nlon, -1)).reshape(mmax, 2, 5, nlat, batch)
+        coeffs = coeffs.permute(0, 3, 1, 2, 4).contiguous()
+        flux0 = torch.bmm(self.flux0, coeffs.reshape(mmax, nlat, -1)).reshape(mmax, lmax, 2, 5, batch)
+        flux1 = torch.bmm(self.flux1, coeffs.reshape(mmax, nlat, -1)).reshape(mmax, lmax, 2, 5, batch)
+        bernoulli = torch.bmm(self.bernoulli, coeffs[:, :, :, 4].reshape(mmax, nlat, -1)).reshape(mmax, lmax, 2, batch)
+        dudt = packed.new_empty(mmax, lmax, 6, batch)
+        torch.add(flux1[:, :, 1, 2], flux0[:, :, 0, 3], out=dudt[:, :, 0])  # phi re
+        torch.sub(flux0[:, :, 1, 3], flux1[:, :, 0, 2], out=dudt[:, :, 1])  # phi im
+        torch.add(flux1[:, :, 1, 0], flux0[:, :, 0, 1], out=dudt[:, :, 2])  # vort re
+        torch.sub(flux0[:, :, 1, 1], flux1[:, :, 0, 0], out=dudt[:, :, 3])  # vort im
+        torch.sub(flux0[:, :, 0, 0], flux1[:, :, 1, 1], out=dudt[:, :, 4]).sub_(bernoulli[:, :, 0])  # div re
+        torch.add(flux0[:, :, 1, 0], flux1[:, :, 0, 1], out=dudt[:, :, 5]).sub_(bernoulli[:, :, 1])  # div im
+        return dudt
 
     def random_initial_condition(self, num: int, mach: float, generator: torch.Generator) -> torch.Tensor:
         """``num`` random states drawn as torch-harmonics draws one, from ``generator``."""
@@ -56,21 +138,22 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
         """Integrate ``nsteps`` solver steps, returning every ``save_every``-th state.
 
         One uninterrupted Adams-Bashforth run (torch-harmonics' ``timestep``
-        restarts it with an Euler step on every call). Returns spectral states of
-        shape (..., nsteps // save_every, 3, lmax, mmax).
+        restarts it with an Euler step on every call). ``uspec`` has shape
+        (batch, 3, lmax, mmax); returns (batch, nsteps // save_every, 3, lmax, mmax).
         """
+        packed = self.pack(uspec)
         saved = []
         d_new = d_now = d_old = None
+        a_new, a_now, a_old = ADAMS_BASHFORTH_3
         for step in range(nsteps):
-            d_new = self.dudtspec(uspec)
+            d_new = self.tendencies(packed)
             if step == 0:
                 d_now = d_old = d_new
             elif step == 1:
                 d_old = d_new
-            a_new, a_now, a_old = ADAMS_BASHFORTH_3
-            uspec = uspec + self.dt * (a_new * d_new + a_now * d_now + a_old * d_old)
-            uspec[..., 1:, :, :] = self.hyperdiff * uspec[..., 1:, :, :]
+            packed = packed + self.dt * (a_new * d_new + a_now * d_now + a_old * d_old)
+            packed[:, :, 2:] *= self.packed_hyperdiff
             d_old, d_now = d_now, d_new
             if (step + 1) % save_every == 0:
-                saved.append(uspec)
-        return torch.stack(saved, dim=-4)
+                saved.append(self.unpack(packed))
+        return torch.stack(saved, dim=1)

@@ -60,7 +60,7 @@ def tiny_spec(**changes) -> DataSpec:
 
 def datamodule(spec: DataSpec, data_root: Path, **options) -> ShallowWaterDataModule:
     fields = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}
-    del fields["dtype"], fields["chunk_size"]
+    del fields["dtype"]
     return ShallowWaterDataModule(**fields, data_root=str(data_root), batch_size=4, **options)
 
 
@@ -284,7 +284,7 @@ def test_flipped_bytes_are_caught_by_their_checksum_and_regenerated(cached, tmp_
     assert "regenerating" in caplog.text
     with h5py.File(source) as original:
         expected = torch.from_numpy(original["train"][()])
-    torch.testing.assert_close(module.datasets["train"].states, module.normalize(expected))
+    torch.testing.assert_close(module.datasets["train"].states, module.normalize_(expected))
 
 
 def test_file_of_another_spec_is_regenerated(cached, tmp_path):
@@ -415,7 +415,7 @@ def test_online_mode_draws_new_training_samples_every_epoch(cached, tmp_path):
         again = module._online_train_set(epoch).states
         assert sorted(seen[epoch]) == sorted(sample.numpy().tobytes() for sample in again)
     with h5py.File(path) as file:
-        cached_train = module.normalize(torch.from_numpy(file["train"][()]))
+        cached_train = module.normalize_(torch.from_numpy(file["train"][()]))
     assert not set(seen[0]) & {sample.numpy().tobytes() for sample in cached_train}
 
 
