@@ -206,7 +206,15 @@ class ShallowWaterDataModule(LightningDataModule):
                 if file[split].size * 4 > self.in_memory_max_bytes:
                     self.datasets[split] = HDF5Trajectories(self.path, split, self.mean, self.std)
                 else:
-                    self.datasets[split] = InMemoryTrajectories(self.normalize_(torch.from_numpy(file[split][()])))
+                    states = self.normalize_(torch.from_numpy(file[split][()]))
+                    self.datasets[split] = InMemoryTrajectories(states.to(self._batch_device()))
+
+    def _batch_device(self) -> torch.device:
+        """Where in-memory splits live: on the GPU the run trains on (no copy per batch), unless loader workers,
+        which cannot share a GPU's memory, assemble the batches."""
+        if self.trainer is None or self.num_workers > 0:
+            return torch.device("cpu")
+        return self.trainer.strategy.root_device
 
     def normalize_(self, states: torch.Tensor) -> torch.Tensor:
         """Normalise ``states`` in place: a split is hundreds of MB, and a copy of it costs more than reading it."""
@@ -216,7 +224,7 @@ class ShallowWaterDataModule(LightningDataModule):
         """Fresh training trajectories for ``epoch``, seeded by (train seed, epoch)."""
         seed = int(np.random.SeedSequence([self.spec.seeds["train"], epoch]).generate_state(1)[0])
         states = generate_trajectories(self.spec, self.spec.num_examples, self.spec.train_steps, seed)
-        return InMemoryTrajectories(self.normalize_(torch.from_numpy(states)))
+        return InMemoryTrajectories(self.normalize_(torch.from_numpy(states)).to(self._batch_device()))
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> ResumableLoader:
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
