@@ -5,11 +5,12 @@ from omegaconf import DictConfig
 from torch import nn
 
 from models import NeuralOperatorModule
+from runs.precision import spectral_in_float32
 
 
 def build_module(cfg: DictConfig) -> NeuralOperatorModule:
     return NeuralOperatorModule(
-        net=instantiate(cfg.model.net),
+        net=spectral_in_float32(instantiate(cfg.model.net)),  # trainer.precision=bf16-mixed: transforms in float32
         optimizer=instantiate(cfg.training.optimizer),
         scheduler=instantiate(cfg.training.scheduler),
         nlat=cfg.data.nlat,

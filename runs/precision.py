@@ -1,0 +1,53 @@
+"""Mixed precision (`trainer.precision=bf16-mixed`) with the spectral transforms kept in float32.
+
+Under autocast the pointwise layers (lifting, channel MLPs, projection) run in bfloat16, but FFTs and spherical
+harmonic transforms must not: cuFFT has no bfloat16 transform, torch-harmonics' Legendre contraction loses most of
+its digits in bfloat16 (torch-harmonics runs its own spectral convolutions in float32 and recommends it), and the
+spectral weights are complex, which autocast leaves alone. `spectral_in_float32` makes every spectral convolution
+and transform of a network run with autocast off, on a float32 input; outside autocast it changes nothing.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+# neuraloperator's FFT convolution (FNO) and spherical convolution (SFNO); torch-harmonics' transforms and the
+# spectral convolution of its SFNO. Matched by class name, so that neuraloperator need not be imported for them.
+SPECTRAL_MODULES = frozenset(
+    {
+        "SpectralConv",
+        "SphericalConv",
+        "SpectralConvS2",
+        "RealSHT",
+        "InverseRealSHT",
+        "RealVectorSHT",
+        "InverseRealVectorSHT",
+        "RealFFT2",
+        "InverseRealFFT2",
+    }
+)
+
+
+def spectral_in_float32(net: nn.Module) -> nn.Module:
+    """``net``, with the forward of each of its spectral modules wrapped by `float32_forward`; returns ``net``."""
+    for module in net.modules():
+        if type(module).__name__ in SPECTRAL_MODULES:
+            module.forward = float32_forward(module.forward)
+    return net
+
+
+def float32_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """``forward`` with autocast off and a float32 first argument, where autocast is on for that argument's device."""
+
+    @functools.wraps(forward)
+    def wrapped(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        device = x.device.type
+        if not torch.is_autocast_enabled(device):
+            return forward(x, *args, **kwargs)
+        with torch.autocast(device_type=device, enabled=False):
+            return forward(x.float() if x.is_floating_point() else x, *args, **kwargs)
+
+    return wrapped

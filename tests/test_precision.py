@@ -1,0 +1,60 @@
+"""`trainer.precision=bf16-mixed`: pointwise layers in bfloat16, spectral transforms in float32."""
+
+import json
+import math
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from runs.precision import spectral_in_float32
+from tests.conftest import TINY, compose_config, run_train
+
+FFTS = ("rfft", "irfft", "rfftn", "irfftn", "fft", "ifft")
+
+
+@pytest.mark.parametrize("model", ["sfno", "fno", "sfno_th"])
+def test_spectral_transforms_run_in_float32_under_autocast(model, monkeypatch):
+    calls = []
+    for name in FFTS:
+        fft = getattr(torch.fft, name)
+
+        def recorded(x, *args, _fft=fft, **kwargs):
+            calls.append((x.dtype, torch.is_autocast_enabled("cpu")))
+            return _fft(x, *args, **kwargs)
+
+        monkeypatch.setattr(torch.fft, name, recorded)
+    net = instantiate(compose_config([f"model={model}", "model.width=8", "model.layers=1"]).model.net)
+    state = torch.randn(2, 3, 32, 64)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(state)
+    if model != "sfno_th":  # torch-harmonics' own SFNO turns autocast off itself, but for CUDA only
+        assert (torch.bfloat16, True) in calls, "without the wrapper, transforms see bfloat16 under autocast"
+
+    calls.clear()
+    spectral_in_float32(net)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        prediction = net(state)
+    assert calls and all(dtype in (torch.float32, torch.float64, torch.complex64) for dtype, _ in calls)
+    assert not any(autocast for _, autocast in calls), "every transform runs with autocast off"
+    assert prediction.dtype == torch.bfloat16, "the pointwise layers still run in bfloat16"
+    prediction.float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+    calls.clear()
+    assert net(state).dtype == torch.float32, "outside autocast nothing changes"
+    assert not any(autocast for _, autocast in calls)
+
+
+def test_bf16_mixed_trains_and_tests_on_cpu(tmp_path, data_root):
+    log_dir = tmp_path / "outputs"
+    args = [*TINY, "trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "debug=True"]
+    result = run_train([*args, f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"], cwd=tmp_path)
+    assert "Using bfloat16 Automatic Mixed Precision (AMP)" in result.stdout + result.stderr
+    run = log_dir / "debug"
+    checkpoint = torch.load(run / "ckpt" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 2
+    assert all(value.dtype != torch.bfloat16 for value in checkpoint["state_dict"].values()), "float32 weights"
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert all(math.isfinite(value) for value in metrics["rel_l2"]["model"]["mean"])
