@@ -8,7 +8,7 @@ import hashlib
 import os
 import re
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 DEBUG_DIR = "debug"
 # Of the 255 bytes a file name may have: the rest leaves room for run_dir's "_2", "_3"...
@@ -87,6 +87,37 @@ def mkdirs(path: str) -> str:
     return path
 
 
+def process_rank() -> int:
+    """The global rank of this process in a multi-process (DDP) run, 0 otherwise: read from the environment as
+    Lightning's ``rank_zero_only`` reads it (its launcher's LOCAL_RANK, SLURM's SLURM_PROCID, torchrun's RANK),
+    so that it is known while the config is composed, before Lightning is imported."""
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if variable in os.environ:
+            return int(os.environ[variable])
+    return 0
+
+
+def on_rank_zero(on_zero: object, elsewhere: object) -> object:
+    """``on_zero`` in the process of rank 0 (the only one of a single-process run), ``elsewhere`` in the others.
+
+    For what only rank 0 of a multi-process run writes: the run's train.log and .hydra/ files.
+    """
+    return on_zero if process_rank() == 0 else elsewhere
+
+
+def rank_prefix() -> str:
+    """'' on rank 0; '[rank N] ' on the other ranks of a multi-process run, in front of their console messages."""
+    rank = process_rank()
+    return f"[rank {rank}] " if rank else ""
+
+
+def log_file_mode(debug: bool) -> str:
+    """The mode train.log is opened with: the debug folder is reused, so its log is replaced ('w'); every other run
+    appends ('a'). A new run's folder is new (claim_dir), so appending only matters for a run that goes on in its
+    folder: `resume=<run folder>`, or a sweep job requeued by SLURM."""
+    return "w" if debug else "a"
+
+
 def isdist(devices) -> bool:
     """Whether a Lightning ``devices`` value means more than one process."""
     if isinstance(devices, int):
@@ -96,13 +127,36 @@ def isdist(devices) -> bool:
     return len(devices) > 1
 
 
-def accumulation(effective_batch_size: int, batch_size: int, devices: int) -> int:
-    """Gradient-accumulation steps that turn per-device batches into the effective batch size."""
-    per_step = batch_size * devices
+def device_count(devices) -> int:
+    """The number of processes per node that a Lightning ``devices`` value asks for: 2, "2", [0, 1] or "0,1"."""
+    if isinstance(devices, str) and devices.strip().isdigit():
+        return int(devices)
+    if isinstance(devices, str) and "," in devices:
+        return len([device for device in devices.split(",") if device.strip()])
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0:
+        return devices
+    if isinstance(devices, list | tuple | ListConfig) and devices:
+        return len(devices)
+    raise ValueError(
+        f"trainer.devices={devices!r}: the effective batch size needs a known number of devices; "
+        "pass trainer.devices=<number> (or a list of device indices)"
+    )
+
+
+def accumulation(effective_batch_size: int, batch_size: int, devices, num_nodes: int = 1) -> int:
+    """Gradient-accumulation steps that turn per-device batches into the effective batch size.
+
+    Every device of every node takes ``batch_size`` samples per step: with 2 devices the accumulation is halved.
+    """
+    if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 1:
+        raise ValueError(f"trainer.num_nodes={num_nodes!r} must be an integer >= 1: pass trainer.num_nodes=<nodes>")
+    processes = device_count(devices) * num_nodes
+    per_step = batch_size * processes
     if effective_batch_size % per_step:
         raise ValueError(
             f"training.effective_batch_size={effective_batch_size} is not a multiple of "
-            f"batch_size={batch_size} x {devices} device(s): change batch_size or training.effective_batch_size"
+            f"batch_size={batch_size} x {processes} device(s) (trainer.devices x trainer.num_nodes): "
+            "change batch_size or training.effective_batch_size, or trainer.devices"
         )
     return effective_batch_size // per_step
 
@@ -116,6 +170,9 @@ RESOLVERS = {
     "isdist": isdist,
     "accumulation": accumulation,
     "on_resume": on_resume,
+    "on_rank_zero": on_rank_zero,
+    "rank_prefix": rank_prefix,
+    "log_file_mode": log_file_mode,
 }
 
 for _name, _resolver in RESOLVERS.items():

@@ -80,17 +80,24 @@ class NeuralOperatorModule(LightningModule):
         return loss
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        # Epoch-level values, averaged over every rank of a multi-process run (synced once, at the epoch's end).
         state, target = batch[:, 0], batch[:, 1]
         prediction = self(state)
         size = len(batch)
-        self.log("val/loss", squared_l2_loss(prediction, target, self.weights), prog_bar=True, batch_size=size)
+        self.log(
+            "val/loss",
+            squared_l2_loss(prediction, target, self.weights),
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=True,
+        )
         model_error = relative_l2(prediction, target, self.weights).mean(dim=0)
         persistence_error = relative_l2(state, target, self.weights).mean(dim=0)
         for index, channel in enumerate(self.channels):
-            self.log(f"val/rel_l2/{channel}", model_error[index], batch_size=size)
-            self.log(f"val/rel_l2_persistence/{channel}", persistence_error[index], batch_size=size)
-        self.log("val/rel_l2", model_error.mean(), prog_bar=True, batch_size=size)
-        self.log("val/rel_l2_persistence", persistence_error.mean(), batch_size=size)
+            self.log(f"val/rel_l2/{channel}", model_error[index], batch_size=size, sync_dist=True)
+            self.log(f"val/rel_l2_persistence/{channel}", persistence_error[index], batch_size=size, sync_dist=True)
+        self.log("val/rel_l2", model_error.mean(), prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/rel_l2_persistence", persistence_error.mean(), batch_size=size, sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         self._test_sums: dict[str, torch.Tensor] = {}

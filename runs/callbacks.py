@@ -5,6 +5,7 @@ Hydra 1.3 turns an exception raised in a callback into a warning and carries on,
 process with `SystemExit`: exit status 1 and the message on stderr, without a traceback.
 """
 
+import logging
 from typing import Any, NoReturn
 
 # Private, but it is the code Hydra itself uses to expand a basic sweep: reusing it keeps both expansions equal.
@@ -19,6 +20,8 @@ from omegaconf import DictConfig
 
 from evaluation.report import collect_jobs
 from runs.checks import ConfigError, check_config
+
+log = logging.getLogger(__name__)
 
 BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
 
@@ -81,6 +84,9 @@ def stop(message: str, overrides: list[str] | None = None) -> NoReturn:
 class FailedJobs(Callback):
     """Ends a multirun that had failed jobs with exit status 1, listing them with their errors.
 
+    A search (Optuna...) lists its failed trials as a warning instead: a trial that diverges is an outcome of the
+    search, which has found its best value all the same.
+
     Registered before `comparison_report` in the config: Hydra calls `on_multirun_end` in reverse order, so the
     comparison (which shows the failed jobs too) is written first.
     """
@@ -88,6 +94,10 @@ class FailedJobs(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         jobs = collect_jobs(config.hydra.sweep.dir)
         failed = [job for job in jobs if job["status"] != "completed"]
-        if failed:
-            lines = "\n".join(f"  - {job['job']}: {job['error']}" for job in failed)
-            raise SystemExit(f"{len(failed)} of {len(jobs)} sweep jobs failed (see error.txt in each):\n{lines}")
+        if not failed:
+            return
+        lines = "\n".join(f"  - {job['job']}: {job['error']}" for job in failed)
+        if config.hydra.sweeper._target_ != BASIC_SWEEPER:
+            log.warning("%d of %d trials failed (see error.txt in each):\n%s", len(failed), len(jobs), lines)
+            return
+        raise SystemExit(f"{len(failed)} of {len(jobs)} sweep jobs failed (see error.txt in each):\n{lines}")

@@ -15,6 +15,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from custom_resolvers import device_count
+
 DATA_CHANNELS = 3  # geopotential, vorticity, divergence: what data/generate.py writes
 
 # Smallest allowed value of each integer key.
@@ -34,6 +36,7 @@ INTEGER_MINIMUMS = {
     "data.num_workers": 0,
     "model.width": 1,
     "model.layers": 1,
+    "trainer.num_nodes": 1,
     "checkpoint_every_n_steps": 0,
 }
 POSITIVE_NUMBERS = ("training.lr", "data.mach")
@@ -124,14 +127,32 @@ def _batches(cfg: DictConfig) -> Iterator[str]:
         OmegaConf.select(cfg, "trainer.accumulate_grad_batches")
     except OmegaConfBaseException as error:
         yield str(error.__cause__ or error)  # the resolver's own message names the keys and the fix
-    devices = OmegaConf.select(cfg, "trainer.devices")
-    per_step = batch_size * (devices if _is_int(devices) and devices > 0 else 1)
+    processes = _processes(cfg)
+    per_step = batch_size * processes
     if examples < per_step:
         yield (
             f"data.num_examples={examples} is less than one batch (batch_size={batch_size} on each of "
-            f"{per_step // batch_size} device(s)), so no training step would run: "
+            f"{processes} device(s)), so no training step would run: "
             "raise data.num_examples or lower batch_size"
         )
+    if processes > 1:  # each process of a multi-device run validates and tests its own share of the examples
+        for key in ("data.num_val_examples", "data.num_test_examples"):
+            value = OmegaConf.select(cfg, key)
+            if _is_int(value) and 0 < value < processes:
+                yield (
+                    f"{key}={value} leaves some of the {processes} devices (trainer.devices x trainer.num_nodes) "
+                    f"without an example: raise {key} to at least {processes} or lower trainer.devices"
+                )
+
+
+def _processes(cfg: DictConfig) -> int:
+    """How many processes share the batches: trainer.devices x trainer.num_nodes (1 where that is unknown)."""
+    try:
+        devices = device_count(OmegaConf.select(cfg, "trainer.devices"))
+    except ValueError:
+        return 1  # reported by the accumulation resolver
+    nodes = OmegaConf.select(cfg, "trainer.num_nodes", default=1)
+    return devices * (nodes if _is_int(nodes) and nodes > 0 else 1)
 
 
 def _model(cfg: DictConfig) -> Iterator[str]:

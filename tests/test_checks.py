@@ -196,3 +196,10 @@ def test_training_rollout_needs_long_enough_samples(tmp_path):
     with pytest.raises(ConfigError, match=r"training.rollout_steps=2 must be .* data.train_steps - 1 = 1"):
         check(["training.rollout_steps=2", "data.train_steps=2"], tmp_path)
     check(["training.rollout_steps=2", "data.train_steps=3"], tmp_path)
+
+
+def test_every_device_needs_validation_and_test_examples(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        check(["trainer.devices=4", "batch_size=4", "data.num_val_examples=2", "data.num_test_examples=3"], tmp_path)
+    assert "data.num_val_examples=2 leaves some of the 4 devices" in str(error.value)
+    assert "raise data.num_test_examples to at least 4 or lower trainer.devices" in str(error.value)

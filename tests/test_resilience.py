@@ -156,7 +156,9 @@ def test_a_resume_runs_in_the_run_folder_and_keeps_its_hydra_files(tmp_path, mon
     assert hydra.output_subdir is None
     assert hydra.job_logging.handlers.file.mode == "a"
     fresh = compose_hydra_config([]).hydra
-    assert fresh.output_subdir == ".hydra" and fresh.job_logging.handlers.file.mode == "w"
+    # A fresh run's folder is new: appending to its train.log matters only when a requeued job starts again in it.
+    assert fresh.output_subdir == ".hydra" and fresh.job_logging.handlers.file.mode == "a"
+    assert compose_hydra_config(["debug=True"]).hydra.job_logging.handlers.file.mode == "w", "debug/ is reused"
     assert claim_dir("outputs/new", False, "outputs/day/run") == "outputs/day/run"
     assert not (tmp_path / "outputs").exists()
 

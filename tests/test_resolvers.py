@@ -57,3 +57,33 @@ def test_resolvers_are_registered_once_whatever_imports_them():
     config = OmegaConf.create({"name": "${prepend_underscore:x}", "dist": "${isdist:[0,1]}"})
     assert config.name == "_x"
     assert config.dist is True
+
+
+@pytest.mark.parametrize(("devices", "count"), [(1, 1), (2, 2), ("2", 2), ([0, 1], 2), ("0,1", 2), ("0,", 1)])
+def test_device_count(devices, count):
+    assert custom_resolvers.device_count(devices) == count
+
+
+@pytest.mark.parametrize("devices", ["auto", -1, 0])
+def test_accumulation_needs_a_known_number_of_devices(devices):
+    with pytest.raises(ValueError, match=r"trainer.devices=.*pass trainer.devices=<number>"):
+        custom_resolvers.accumulation(16, 4, devices)
+
+
+def test_accumulation_counts_every_device_of_every_node():
+    assert custom_resolvers.accumulation(64, 4, 2, 2) == 4
+    assert custom_resolvers.accumulation(64, 4, [0, 1]) == 8
+
+
+@pytest.mark.parametrize(
+    ("environment", "rank"),
+    [({}, 0), ({"LOCAL_RANK": "1"}, 1), ({"SLURM_PROCID": "3"}, 3), ({"RANK": "2", "LOCAL_RANK": "0"}, 2)],
+)
+def test_process_rank_reads_what_the_launchers_set(environment, rank, monkeypatch):
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert custom_resolvers.process_rank() == rank
+    assert custom_resolvers.on_rank_zero("zero", "other") == ("zero" if rank == 0 else "other")
+    assert custom_resolvers.rank_prefix() == ("" if rank == 0 else f"[rank {rank}] ")

@@ -1,0 +1,165 @@
+"""DDP with one run folder (two CPU processes, gloo), the effective batch size across devices, and SLURM without
+Lightning's own requeue."""
+
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch import Trainer
+
+from runs.checks import ConfigError, check_config
+from runs.distributed import RunFolderDDPStrategy, rank_command, run_folder_strategy, trainer_settings
+from tests.conftest import REPO, TINY_DATA, compose_config, compose_hydra_config, run_train
+
+# Two processes of two-sample batches: 8 examples are 2 batches per rank, one optimizer step each (effective 4).
+DDP = [
+    *TINY_DATA,
+    "batch_size=2",
+    "training.effective_batch_size=4",
+    "training.max_epochs=1",
+    "model.width=8",
+    "model.layers=1",
+    "trainer.accelerator=cpu",
+    "trainer.devices=2",
+    "trainer.strategy=ddp",
+]
+
+
+def wandb_runs(run: Path) -> list[Path]:
+    return sorted((run / "wandb").glob("offline-run-*"))
+
+
+def assert_one_complete_run(run: Path) -> None:
+    """Everything of a two-process run, once: rank 0's log, checkpoints, W&B run and report."""
+    assert (run / ".hydra" / "config.yaml").is_file()
+    assert [path.name for path in run.glob("*.log")] == ["train.log"], "no log file of another rank"
+    log = (run / "train.log").read_text()
+    assert log.count("run folder: ") == 1, "rank 1's messages stay out of train.log"
+    assert "[rank 1]" not in log
+    assert "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2" in log
+    assert len(wandb_runs(run)) == 1
+    assert wandb_runs(run)[0].name.endswith((run / "wandb_id.txt").read_text().strip())
+    assert sorted(path.name for path in (run / "ckpt").iterdir()) == ["best-epoch000-step2.ckpt", "last.ckpt"]
+    assert (run / "test_metrics.json").is_file() and (run / "plots" / "maps.png").is_file()
+    checkpoint = torch.load(run / "ckpt" / "last.ckpt", weights_only=True)
+    # Each rank took 2 of the 8 training examples' 4 batches: one optimizer step per batch (no accumulation).
+    assert checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 2
+    assert checkpoint["global_step"] == 2
+
+
+def test_a_ddp_run_has_one_folder_one_log_one_wandb_run(tmp_path, data_root):
+    log_dir = tmp_path / "outputs"
+    result = run_train([*DDP, f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"], cwd=tmp_path)
+    (run,) = log_dir.glob("*/*")
+    assert list(log_dir.iterdir()) == [run.parent]
+    assert_one_complete_run(run)
+    assert not list(run.glob("error*.txt"))
+    assert "[rank 1] " in result.stdout, "rank 1 logs to the console, its rank in front"
+    assert {path.name for path in tmp_path.iterdir()} <= {"outputs", "wandb-home"}, "nothing beside the run"
+
+
+def test_ddp_inside_a_multirun_keeps_every_job_in_its_folder_and_survives_a_failed_job(tmp_path, data_root):
+    """lightning-hydra-template #393: no folder per rank, no sweep per rank; a diverging job fails alone."""
+    log_dir = tmp_path / "outputs"
+    diverging = ["training.gradient_clip_val=null", "checkpoint_every_n_steps=1"]
+    args = ["-m", "training.lr=1e-3,1e30", *DDP, *diverging, f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"]
+    result = run_train(args, cwd=tmp_path, check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    (sweep,) = log_dir.glob("*/*")
+    assert sweep.name.endswith("_multirun"), "one sweep folder and nothing else under the date"
+    jobs = sorted(path for path in sweep.iterdir() if path.is_dir())
+    assert [job.name[:2] for job in jobs] == ["0_", "1_"]
+    assert_one_complete_run(jobs[0])
+    error = (jobs[1] / "error.txt").read_text().splitlines()[0]
+    assert error.startswith("NonFiniteLossError: Training stopped: non-finite")
+    assert (jobs[1] / "error_rank1.txt").is_file(), "rank 1 failed on the same loss and said so"
+    assert len(wandb_runs(jobs[1])) == 1
+    assert f"1 of 2 sweep jobs failed (see error.txt in each):\n  - {jobs[1].name}: {error}" in result.stderr
+    assert "2 jobs: 1 completed, 1 failed" in (sweep / "comparison.md").read_text()
+
+
+@pytest.mark.parametrize(("devices", "accumulation", "distributed"), [(1, 4, False), (2, 2, True), (4, 1, True)])
+def test_devices_share_the_effective_batch(devices, accumulation, distributed):
+    cfg = compose_config(["batch_size=4", "training.effective_batch_size=16", f"trainer.devices={devices}"])
+    assert cfg.trainer.accumulate_grad_batches == accumulation
+    assert cfg.isdist is distributed
+
+
+def test_devices_that_do_not_divide_the_effective_batch_stop_the_run(tmp_path):
+    with pytest.raises(ConfigError, match=r"batch_size=4 x 3 device\(s\).*, or trainer.devices"):
+        check_config(compose_hydra_config(["batch_size=4", "training.effective_batch_size=16", "trainer.devices=3"]))
+    result = run_train(["batch_size=4", "trainer.devices=3", f"paths.log_dir={tmp_path}/outputs"], tmp_path, False)
+    assert result.returncode == 1 and "trainer.devices" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_several_devices_train_with_the_run_folder_ddp():
+    assert isinstance(run_folder_strategy("ddp", True), RunFolderDDPStrategy)
+    assert isinstance(run_folder_strategy("auto", True), RunFolderDDPStrategy)
+    assert run_folder_strategy("ddp_find_unused_parameters_true", True)._ddp_kwargs == {"find_unused_parameters": True}
+    assert run_folder_strategy("auto", False) is None, "one device: Lightning's choice"
+    assert run_folder_strategy("ddp_spawn", True) is None, "spawned processes do not run the script again"
+
+
+def test_other_ranks_run_this_job_in_its_folder(tmp_path):
+    """Whatever launched rank 0 (-m, submitit), the other ranks run train.py with the job's overrides only."""
+    folder = tmp_path / "2026-01-01_10-00-00_multirun" / "1_sfno32x64_model.net.n_modes=8,8_it's"
+    compose_config(["training.lr=0.002", "model.net.n_modes=[8,8]"], output_dir=folder)
+    command, cwd = rank_command()
+    assert command[1:] == [
+        str(REPO / "train.py"),
+        "training.lr=0.002",
+        "model.net.n_modes=[8,8]",
+        "hydra.run.dir='" + str(folder).replace("'", "\\'") + "'",
+        "hydra.output_subdir=null",
+    ]
+    assert cwd == str(Path.cwd())
+
+
+def test_only_rank_zero_writes_the_log_file_and_hydra_files(monkeypatch):
+    hydra = compose_hydra_config([]).hydra
+    assert list(hydra.job_logging.root.handlers) == ["console", "file"]
+    assert hydra.job_logging.handlers.file.delay is True
+    assert hydra.output_subdir == ".hydra"
+    assert hydra.job_logging.formatters.simple.format.startswith("[%(asctime)s]")
+    monkeypatch.setenv("LOCAL_RANK", "1")  # how Lightning starts rank 1; SLURM sets SLURM_PROCID
+    hydra = compose_hydra_config([]).hydra
+    assert list(hydra.job_logging.root.handlers) == ["console"]
+    assert hydra.output_subdir is None
+    assert hydra.job_logging.formatters.simple.format.startswith("[rank 1] [%(asctime)s]")
+
+
+@pytest.fixture
+def slurm_job(monkeypatch):
+    """The environment of a one-task SLURM job, as sbatch + srun set it."""
+    for name, value in {
+        "SLURM_NTASKS": "1",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_JOB_NAME": "train",
+        "SLURM_JOB_ID": "1234",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_NODELIST": "node1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_under_slurm_lightning_leaves_the_requeue_to_submitit(slurm_job):
+    settings = trainer_settings(compose_config(["trainer.accelerator=cpu"]))
+    (environment,) = settings["plugins"]
+    assert isinstance(environment, SLURMEnvironment) and environment.auto_requeue is False
+    trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, **settings)
+    assert trainer._accelerator_connector.cluster_environment is environment
+    before = signal.getsignal(environment.requeue_signal)
+    trainer._signal_connector.register_signal_handlers()
+    try:
+        assert signal.getsignal(environment.requeue_signal) is before, "no SIGUSR1 requeue handler of Lightning's"
+    finally:
+        trainer._signal_connector.teardown()
+
+
+def test_outside_slurm_lightning_chooses_its_environment():
+    assert "plugins" not in trainer_settings(compose_config([]))
