@@ -131,12 +131,13 @@ def test_only_rank_zero_writes_the_log_file_and_hydra_files(monkeypatch):
     assert hydra.job_logging.formatters.simple.format.startswith("[rank 1] [%(asctime)s]")
 
 
-@pytest.fixture
-def slurm_job(monkeypatch):
-    """The environment of a one-task SLURM job, as sbatch + srun set it."""
+@pytest.fixture(params=[1, 2], ids=["1 task", "2 tasks"])
+def slurm_job(request, monkeypatch) -> int:
+    """The environment of rank 0 of a SLURM job of 1 or 2 tasks on one node, as sbatch and srun set it."""
+    tasks = request.param
     for name, value in {
-        "SLURM_NTASKS": "1",
-        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_NTASKS": str(tasks),
+        "SLURM_NTASKS_PER_NODE": str(tasks),
         "SLURM_JOB_NAME": "train",
         "SLURM_JOB_ID": "1234",
         "SLURM_PROCID": "0",
@@ -145,14 +146,18 @@ def slurm_job(monkeypatch):
         "SLURM_NODELIST": "node1",
     }.items():
         monkeypatch.setenv(name, value)
+    return tasks
 
 
 def test_under_slurm_lightning_leaves_the_requeue_to_submitit(slurm_job):
-    settings = trainer_settings(compose_config(["trainer.accelerator=cpu"]))
+    settings = trainer_settings(compose_config(["trainer.accelerator=cpu", f"trainer.devices={slurm_job}"]))
     (environment,) = settings["plugins"]
     assert isinstance(environment, SLURMEnvironment) and environment.auto_requeue is False
-    trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, **settings)
+    trainer = Trainer(accelerator="cpu", devices=slurm_job, logger=False, enable_checkpointing=False, **settings)
     assert trainer._accelerator_connector.cluster_environment is environment
+    if slurm_job > 1:  # SLURM started every task: the run-folder DDP starts no process of its own
+        assert isinstance(trainer.strategy, RunFolderDDPStrategy)
+        assert trainer.strategy.cluster_environment is environment and environment.creates_processes_externally
     before = signal.getsignal(environment.requeue_signal)
     trainer._signal_connector.register_signal_handlers()
     try:
