@@ -1,10 +1,49 @@
-"""What the benchmarks share: a Trainer that only trains and times."""
+"""What the benchmarks share: a Trainer that only trains, and timers that wait for the GPU."""
 
+import time
+
+import torch
 from lightning.pytorch import Callback, Trainer
 
 
-def timing_trainer(timer: Callback, **limits) -> Trainer:
-    """A CPU Trainer without validation, logging, checkpoints or progress output, so only training is timed."""
+def synchronize() -> None:
+    """Wait for queued GPU work, so that a wall-clock reading includes it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class EpochTimer(Callback):
+    """Wall time of the first training epoch, and of its batches after the first ``warmup`` (CUDA plans, caches)."""
+
+    def __init__(self, warmup: int = 0) -> None:
+        self.warmup = warmup
+        self.elapsed = self.steady = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        synchronize()
+        self.started = self.steady_started = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            synchronize()
+            self.steady_started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._stop()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._stop()  # max_steps can end training within the epoch
+
+    def _stop(self) -> None:
+        if self.elapsed is None:
+            synchronize()
+            now = time.perf_counter()
+            self.elapsed, self.steady = now - self.started, now - self.steady_started
+
+
+def timing_trainer(timer: Callback, **settings) -> Trainer:
+    """A Trainer (on the GPU when there is one) without validation, logging, checkpoints or progress output, so
+    only training is timed."""
     return Trainer(
         limit_val_batches=0,
         logger=False,
@@ -12,6 +51,5 @@ def timing_trainer(timer: Callback, **limits) -> Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[timer],
-        accelerator="cpu",
-        **limits,
+        **settings,
     )

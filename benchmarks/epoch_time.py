@@ -14,27 +14,17 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from lightning.pytorch import Callback
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import custom_resolvers  # noqa: E402,F401
-from benchmarks.common import timing_trainer  # noqa: E402
+from benchmarks.common import EpochTimer, timing_trainer  # noqa: E402
 from runs.build import build_module  # noqa: E402
-
-
-class EpochTimer(Callback):
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self.started = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.elapsed = time.perf_counter() - self.started
 
 
 def as_trajectories(batch: list[dict[str, torch.Tensor]]) -> torch.Tensor:

@@ -14,27 +14,12 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from lightning.pytorch import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import custom_resolvers  # noqa: E402,F401
-from benchmarks.common import timing_trainer  # noqa: E402
+from benchmarks.common import EpochTimer, synchronize, timing_trainer  # noqa: E402
 from models.metrics import squared_l2_loss  # noqa: E402
 from runs.build import build_module  # noqa: E402
-
-
-class StepTimer(Callback):
-    """Wall time from the end of the warm-up steps to the end of the last step."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.started, self.elapsed = warmup, None, None
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == self.warmup:
-            self.started = time.perf_counter()
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.elapsed = time.perf_counter() - self.started
 
 
 def config(model: str, data_root: str):
@@ -45,29 +30,33 @@ def config(model: str, data_root: str):
 def lightning_seconds(cfg, datamodule, steps: int, warmup: int) -> float:
     torch.manual_seed(0)
     module = build_module(cfg)
-    timer = StepTimer(warmup)
+    timer = EpochTimer(warmup)
     trainer = timing_trainer(timer, max_steps=warmup + steps)
     trainer.fit(module, datamodule=datamodule)
-    return timer.elapsed
+    return timer.steady
 
 
 def bare_seconds(cfg, datamodule, steps: int, warmup: int) -> float:
     torch.manual_seed(0)
-    module = build_module(cfg)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    module = build_module(cfg).to(device)
     optimizer = module.optimizer_factory(module.parameters())
     weights = module.weights
     loader = datamodule.train_dataloader()
     started = None
     for step, batch in enumerate(loader):
         if step == warmup:
+            synchronize()
             started = time.perf_counter()
         if step == warmup + steps:
             break
+        batch = batch.to(device)
         optimizer.zero_grad()
         prediction = batch[:, 0] + module.net(batch[:, 0])
         loss = squared_l2_loss(prediction, batch[:, 1], weights)
         loss.backward()
         optimizer.step()
+    synchronize()
     return time.perf_counter() - started
 
 
