@@ -30,15 +30,18 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16-mixed", help="Lightning precision")
     parser.add_argument("--warmup", type=int, default=5, help="batches left out of the steady figure")
     parser.add_argument("--examples", type=int, help="training examples (default: the preset's)")
+    parser.add_argument("--compile", action="store_true", help="training.compile=True (compilation is timed)")
     parser.add_argument("--data-root", default="cache")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    results = {"device": device, "data": args.data, "precision": args.precision, "torch": torch.__version__}
+    results = {"device": device, "data": args.data, "precision": args.precision, "compile": args.compile}
+    results["torch"] = torch.__version__
     config_dir = str(Path(__file__).resolve().parents[1] / "config")
     for model in args.models:
         overrides = [f"model={model}", f"data={args.data}", f"paths.data_root={args.data_root}"]
         overrides += [f"data.num_examples={args.examples}"] if args.examples else []
+        overrides += ["training.compile=True"] if args.compile else []
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
             cfg = compose("neuraloperator", overrides=overrides)
         datamodule = instantiate(cfg.data)

@@ -9,8 +9,11 @@ from runs.precision import spectral_in_float32
 
 
 def build_module(cfg: DictConfig) -> NeuralOperatorModule:
+    net = spectral_in_float32(instantiate(cfg.model.net))  # trainer.precision=bf16-mixed: transforms in float32
+    if cfg.training.compile:
+        net.compile()  # in place, unlike torch.compile(net): checkpoints keep the parameter names of an eager run
     return NeuralOperatorModule(
-        net=spectral_in_float32(instantiate(cfg.model.net)),  # trainer.precision=bf16-mixed: transforms in float32
+        net=net,
         optimizer=instantiate(cfg.training.optimizer),
         scheduler=instantiate(cfg.training.scheduler),
         nlat=cfg.data.nlat,

@@ -40,6 +40,8 @@ INTEGER_MINIMUMS = {
     "checkpoint_every_n_steps": 0,
 }
 POSITIVE_NUMBERS = ("training.lr", "data.mach")
+# On/off keys: any other value (`yes`, `1`) would silently count as on or off.
+SWITCHES = ("training.compile", "data.online", "model.residual")
 # Keys that point to folders this run writes into.
 FOLDER_KEYS = ("log_dir", "data.data_root")
 LEARNABLE_EMBEDDINGS = ("learnable lat", "learnable latlon")
@@ -115,6 +117,13 @@ def _sizes(cfg: DictConfig) -> Iterator[str]:
             f"training.rollout_steps={train_rollout!r} must be an integer from 1 to data.train_steps - 1 = "
             f"{train_steps - 1}: lower training.rollout_steps or set data.train_steps={train_rollout}+1"
         )
+
+
+def _switches(cfg: DictConfig) -> Iterator[str]:
+    for key in SWITCHES:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, bool):
+            yield f"{key}={value!r} must be True or False: pass {key}=True or {key}=False"
 
 
 def _batches(cfg: DictConfig) -> Iterator[str]:
@@ -292,4 +301,4 @@ def _resume(cfg: DictConfig) -> Iterator[str]:
         yield "resume continues one run: run it without -m (--multirun)"
 
 
-CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (_sizes, _batches, _model, _folders, _resume)
+CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (_sizes, _switches, _batches, _model, _folders, _resume)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runs.checks import INTEGER_MINIMUMS, ConfigError, check_config, unwritable
+from runs.checks import INTEGER_MINIMUMS, SWITCHES, ConfigError, check_config, unwritable
 from tests.conftest import TINY, compose_hydra_config, run_train
 
 
@@ -127,6 +127,13 @@ def test_every_integer_has_a_minimum(key, minimum, tmp_path):
         check([f"{key}={minimum - 1}"], tmp_path)
     with pytest.raises(ConfigError, match=rf"{key}='many' must be an integer"):
         check([f"{key}=many"], tmp_path)
+
+
+@pytest.mark.parametrize("key", SWITCHES)
+def test_switches_are_true_or_false(key, tmp_path):
+    with pytest.raises(ConfigError, match=rf"{key}='yes' must be True or False: pass {key}=True or {key}=False"):
+        check([f"{key}=yes"], tmp_path)
+    check([f"{key}=True"], tmp_path)
 
 
 @pytest.mark.parametrize("override", ["training.lr=nan", "training.lr=inf", "data.mach=0"])
