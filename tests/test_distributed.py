@@ -1,7 +1,11 @@
 """DDP with one run folder (two CPU processes, gloo), the effective batch size across devices, and SLURM without
 Lightning's own requeue."""
 
+import os
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,6 +82,32 @@ def test_ddp_inside_a_multirun_keeps_every_job_in_its_folder_and_survives_a_fail
     assert len(wandb_runs(jobs[1])) == 1
     assert f"1 of 2 sweep jobs failed (see error.txt in each):\n  - {jobs[1].name}: {error}" in result.stderr
     assert "2 jobs: 1 completed, 1 failed" in (sweep / "comparison.md").read_text()
+
+
+def test_tasks_started_by_slurm_share_one_run_folder(tmp_path, data_root):
+    """Two tasks of a SLURM job (cluster=slurm, trainer.devices=2), as srun starts them: each runs the job itself."""
+    run = tmp_path / "run"
+    args = [*DDP, f"paths.data_root={data_root}", f"hydra.run.dir={run}"]
+    with socket.socket() as probe:  # a free port for the two tasks to meet on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    processes = []
+    for rank in (0, 1):
+        slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "77"}
+        slurm |= {"SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0"}
+        slurm |= {
+            "SLURM_NODELIST": "localhost",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        output = (tmp_path / f"rank{rank}.out").open("w")
+        command = [sys.executable, str(REPO / "train.py"), *args]
+        env = {**os.environ, **slurm}
+        processes.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT))
+    codes = [process.wait(timeout=300) for process in processes]
+    assert codes == [0, 0], (tmp_path / "rank1.out").read_text()[-3000:]
+    assert_one_complete_run(run)
+    assert "[rank 1] " in (tmp_path / "rank1.out").read_text()
 
 
 @pytest.mark.parametrize(("devices", "accumulation", "distributed"), [(1, 4, False), (2, 2, True), (4, 1, True)])
