@@ -103,7 +103,8 @@ def plot_rollout_error(curves: Mapping[str, RolloutCurves], path: str | Path, ti
         for label, curve in curves.items()
     }
     panel_names = list(dict.fromkeys(name for model, _, _ in by_label.values() for name in model))
-    fig = Figure(figsize=(max(6.5, 4.5 * len(panel_names)), 4), layout="constrained")
+    fig = Figure(figsize=(max(6.5, 4.5 * len(panel_names)), 4))
+    _fixed_margins(fig, top_inches=0.65)  # room for the suptitle
     axes = fig.subplots(1, len(panel_names), squeeze=False)[0]
     for ax, name in zip(axes, panel_names, strict=True):
         drawn_persistence: list[np.ndarray] = []  # (2, leads): lead hours and values of each curve drawn
@@ -149,7 +150,8 @@ def plot_training_curves(metrics_csv: str | Path, path: str | Path) -> Figure:
     The validation error is drawn against persistence (dashed): a model above that line has learnt nothing useful.
     """
     series = _read_sparse_columns(Path(metrics_csv))
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    fig = Figure(figsize=(10, 3.8))
+    _fixed_margins(fig, top_inches=0.3)
     loss_ax, error_ax = fig.subplots(1, 2)
     for column in ("train/loss", "val/loss"):
         if column in series:
@@ -211,6 +213,15 @@ def _read_sparse_columns(metrics_csv: Path) -> dict[str, np.ndarray]:
                 if column not in ("step", "epoch") and value:
                     points.setdefault(column, []).append((float(row["step"]), float(value)))
     return {column: np.array(pairs) for column, pairs in points.items()}
+
+
+def _fixed_margins(fig: Figure, top_inches: float) -> None:
+    """Margins in inches for a row of curve panels: matplotlib's constrained layout measures every tick label of
+    every axis (log axes have many) and took longer than drawing the figure."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=0.8 / width, right=1 - 0.2 / width, bottom=0.55 / height, top=1 - top_inches / height, wspace=0.25
+    )
 
 
 def _save(fig: Figure, path: str | Path) -> Figure:
