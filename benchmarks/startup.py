@@ -3,7 +3,9 @@
     python benchmarks/startup.py [--repeats 3]
 
 The floor is `python -c "import torch, lightning.pytorch, torch_harmonics"`: what any
-run of this stack pays. The debug run's own log gives the breakdown of the rest.
+run of this stack pays. The breakdown is the last debug run's train.log: seconds from
+the process start to each of its lines (the first comes after the imports and the
+config), and to the process's exit.
 Prints progress to stderr and the figures as one JSON object on the last line.
 """
 
@@ -33,21 +35,27 @@ TINY = [
 LOG_LINE = re.compile(r"^\[(\S+ \S+)\]\[([\w.]+)\]\[\w+\] - (.*)$")
 
 
-def timed(command: list[str], cwd: Path) -> float:
-    started = time.perf_counter()
+def timed(command: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Start time, end time (epoch seconds) and wall time of ``command``."""
+    started, clock = time.time(), time.perf_counter()
     subprocess.run(command, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - started
+    return started, time.time(), time.perf_counter() - clock
 
 
-def log_phases(train_log: Path) -> dict[str, float]:
-    """Seconds between the first and each later milestone of train.log."""
-    stamps = []
+def log_phases(train_log: Path, started: float, ended: float) -> dict[str, float]:
+    """Seconds from the process start to each milestone of train.log, and from the last one to the exit.
+
+    Before the first line: Python, the imports and Hydra composing and checking the config; after the last: the
+    interpreter's exit.
+    """
+    phases = {}
     for line in train_log.read_text().splitlines():
         match = LOG_LINE.match(line)
         if match:
-            stamps.append((datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f"), match[3]))
-    start = stamps[0][0]
-    return {message[:60]: round((stamp - start).total_seconds(), 2) for stamp, message in stamps}
+            stamp = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            phases[match[3][:60]] = round(stamp - started, 2)
+    phases["process exit"] = round(ended - started, 2)
+    return phases
 
 
 def main() -> None:
@@ -62,12 +70,13 @@ def main() -> None:
         timed(FLOOR, workdir)
         floors, runs = [], []
         for repeat in range(args.repeats):
-            floors.append(timed(FLOOR, workdir))
-            runs.append(timed(command, workdir))
+            floors.append(timed(FLOOR, workdir)[2])
+            started, ended, seconds = timed(command, workdir)
+            runs.append(seconds)
             print(f"repeat {repeat}: floor {floors[-1]:.2f} s, debug run {runs[-1]:.2f} s", file=sys.stderr)
-        phases = log_phases(workdir / "outputs" / "debug" / "train.log")
+        phases = log_phases(workdir / "outputs" / "debug" / "train.log", started, ended)
     floor, run = statistics.median(floors), statistics.median(runs)
-    print(json.dumps({"import_floor_s": floor, "debug_run_s": run, "ratio": run / floor, "train_log_phases_s": phases}))
+    print(json.dumps({"import_floor_s": floor, "debug_run_s": run, "ratio": run / floor, "last_run_phases_s": phases}))
 
 
 if __name__ == "__main__":
