@@ -33,6 +33,17 @@ TINY = [
     "model.layers=1",
 ]
 
+# Two epochs of eight one-sample steps, a step checkpoint every two: a kill lands within an epoch.
+RESUMABLE = [
+    *TINY_DATA,
+    "batch_size=1",
+    "training.effective_batch_size=1",
+    "training.max_epochs=2",
+    "model.width=8",
+    "model.layers=1",
+    "checkpoint_every_n_steps=2",
+]
+
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:

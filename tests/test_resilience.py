@@ -18,18 +18,8 @@ from data.datamodule import EpochSampler, ResumableLoader
 from runs.checks import ConfigError, check_config
 from runs.resume import quote_resume_argument
 from runs.training import RNGState
-from tests.conftest import REPO, TINY, TINY_DATA, compose_hydra_config, run_train
+from tests.conftest import REPO, RESUMABLE, TINY, compose_hydra_config, run_train
 
-# Two epochs of eight one-sample steps, a step checkpoint every two: a kill lands within an epoch.
-RESUMABLE = [
-    *TINY_DATA,
-    "batch_size=1",
-    "training.effective_batch_size=1",
-    "training.max_epochs=2",
-    "model.width=8",
-    "model.layers=1",
-    "checkpoint_every_n_steps=2",
-]
 STEPS_PER_EPOCH = 8
 # Adam moves every weight by about the learning rate: the second step's loss overflows.
 DIVERGING = ["training.gradient_clip_val=null", "checkpoint_every_n_steps=1"]

@@ -17,7 +17,7 @@ import torch
 import yaml
 from hydra.utils import instantiate
 
-from tests.conftest import REPO, TINY, TINY_DATA, compose_hydra_config, run_train
+from tests.conftest import REPO, RESUMABLE, TINY, compose_hydra_config, run_train
 
 DIVERGING = ["training.gradient_clip_val=null", "checkpoint_every_n_steps=1"]
 
@@ -58,13 +58,7 @@ def test_a_requeued_job_goes_on_from_its_checkpoint_with_its_wandb_run(tmp_path,
     args = [
         "-m",
         "hydra/launcher=submitit_local",
-        *TINY_DATA,
-        "batch_size=1",
-        "training.effective_batch_size=1",
-        "training.max_epochs=2",
-        "model.width=8",
-        "model.layers=1",
-        "checkpoint_every_n_steps=2",
+        *RESUMABLE,
         f"paths.data_root={data_root}",
         f"paths.log_dir={log_dir}",
     ]
