@@ -119,12 +119,8 @@ def log_file_mode(debug: bool) -> str:
 
 
 def isdist(devices) -> bool:
-    """Whether a Lightning ``devices`` value means more than one process."""
-    if isinstance(devices, int):
-        return devices > 1 or devices == -1
-    if isinstance(devices, str):
-        return devices == "-1" or (devices.isdigit() and int(devices) > 1) or "," in devices.strip(",")
-    return len(devices) > 1
+    """Whether a Lightning ``devices`` value means more than one process; -1 (every device) counts as several."""
+    return devices in (-1, "-1") or device_count(devices) > 1
 
 
 def device_count(devices) -> int:

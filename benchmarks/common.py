@@ -1,9 +1,22 @@
-"""What the benchmarks share: a Trainer that only trains, and timers that wait for the GPU."""
+"""What the benchmarks share: their config, a Trainer that only trains, and timers that wait for the GPU."""
 
 import time
+from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_dir
 from lightning.pytorch import Callback, Trainer
+from omegaconf import DictConfig
+
+import custom_resolvers  # noqa: F401  (registers the resolvers the configs use)
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "config")
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config `python train.py <overrides>` would train with (without Hydra's run-time node)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("neuraloperator", overrides=overrides)
 
 
 def synchronize() -> None:

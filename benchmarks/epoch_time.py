@@ -17,13 +17,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import custom_resolvers  # noqa: E402,F401
-from benchmarks.common import EpochTimer, timing_trainer  # noqa: E402
+from benchmarks.common import EpochTimer, compose_config, timing_trainer  # noqa: E402
 from runs.build import build_module  # noqa: E402
 
 
@@ -50,11 +48,9 @@ def main() -> None:
 
     results = {"examples": args.examples, "resolution": "32x64"}
     with tempfile.TemporaryDirectory() as data_root:
-        config_dir = str(Path(__file__).resolve().parents[1] / "config")
         for model in args.models:
             overrides = [f"model={model}", f"data.num_examples={args.examples}", f"paths.data_root={data_root}"]
-            with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-                cfg = compose("neuraloperator", overrides=overrides)
+            cfg = compose_config(overrides)
             datamodule = instantiate(cfg.data)
             datamodule.prepare_data()
             datamodule.setup("fit")

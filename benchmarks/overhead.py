@@ -12,19 +12,12 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import custom_resolvers  # noqa: E402,F401
-from benchmarks.common import EpochTimer, synchronize, timing_trainer  # noqa: E402
+from benchmarks.common import EpochTimer, compose_config, synchronize, timing_trainer  # noqa: E402
 from models.metrics import squared_l2_loss  # noqa: E402
 from runs.build import build_module  # noqa: E402
-
-
-def config(model: str, data_root: str):
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "config"), version_base="1.3"):
-        return compose("neuraloperator", overrides=[f"model={model}", f"paths.data_root={data_root}"])
 
 
 def lightning_seconds(cfg, datamodule, steps: int, warmup: int) -> float:
@@ -68,7 +61,7 @@ def main() -> None:
     parser.add_argument("--data-root", default="cache")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
-    cfg = config(args.model, args.data_root)
+    cfg = compose_config([f"model={args.model}", f"paths.data_root={args.data_root}"])
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")

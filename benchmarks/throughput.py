@@ -14,12 +14,10 @@ import sys
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import custom_resolvers  # noqa: E402,F401
-from benchmarks.common import EpochTimer, timing_trainer  # noqa: E402
+from benchmarks.common import EpochTimer, compose_config, timing_trainer  # noqa: E402
 from runs.build import build_module  # noqa: E402
 
 
@@ -37,13 +35,11 @@ def main() -> None:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     results = {"device": device, "data": args.data, "precision": args.precision, "compile": args.compile}
     results["torch"] = torch.__version__
-    config_dir = str(Path(__file__).resolve().parents[1] / "config")
     for model in args.models:
         overrides = [f"model={model}", f"data={args.data}", f"paths.data_root={args.data_root}"]
         overrides += [f"data.num_examples={args.examples}"] if args.examples else []
         overrides += ["training.compile=True"] if args.compile else []
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            cfg = compose("neuraloperator", overrides=overrides)
+        cfg = compose_config(overrides)
         datamodule = instantiate(cfg.data)
         datamodule.prepare_data()
         torch.manual_seed(0)
