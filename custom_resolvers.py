@@ -5,6 +5,7 @@ is harmless because each registration replaces the previous one.
 """
 
 import hashlib
+import math
 import os
 import re
 
@@ -157,7 +158,24 @@ def accumulation(effective_batch_size: int, batch_size: int, devices, num_nodes:
     return effective_batch_size // per_step
 
 
+def band_limit(nlat: int) -> int:
+    """The spherical-harmonic degrees (and orders) the shallow-water solver keeps on ``nlat`` latitudes: a third,
+    torch-harmonics' choice, which leaves the products of the nonlinear terms unaliased."""
+    return math.ceil(nlat / 3)
+
+
+def add(*terms: int) -> int:
+    return sum(terms)
+
+
+def mul(*factors: int) -> int:
+    return math.prod(factors)
+
+
 RESOLVERS = {
+    "band_limit": band_limit,
+    "add": add,
+    "mul": mul,
     "output_dir": output_dir,
     "safe_dirname": safe_dirname,
     "prepend_underscore": prepend_underscore,

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # also runs as `python benchmarks/data_generation.py` (make bench)
+import custom_resolvers  # noqa: E402, F401  (data.lmax)
 from data.datamodule import ShallowWaterDataModule  # noqa: E402
 from data.generate import SECONDS_PER_STEP, DataSpec, ensure_cached, generate_trajectories  # noqa: E402
 
@@ -38,7 +39,11 @@ CONFIG = REPO / "config" / "data"
 
 def preset_spec(resolution: str, **changes) -> DataSpec:
     """The data preset ``config/data/<resolution>.yaml`` as a DataSpec, with ``changes``."""
-    cfg = OmegaConf.merge(OmegaConf.load(CONFIG / "data_globals.yaml"), OmegaConf.load(CONFIG / f"{resolution}.yaml"))
+    cfg = OmegaConf.merge(
+        OmegaConf.load(CONFIG / "data_globals.yaml"),
+        OmegaConf.load(CONFIG / f"{resolution}.yaml"),
+        {"rollout_steps": 20},  # eval.rollout_steps' default
+    )
     fields = {field.name: cfg[field.name] for field in dataclasses.fields(DataSpec) if field.name in cfg}
     fields["seeds"] = dict(cfg.seeds)
     return DataSpec(**{**fields, **changes})

@@ -8,7 +8,14 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
-from data.generate import DataSpec, ensure_cached, generate_trajectories, read_stats, regenerate_unreadable
+from data.generate import (
+    DataSpec,
+    ensure_cached,
+    generate_trajectories,
+    read_baselines,
+    read_stats,
+    regenerate_unreadable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +149,8 @@ class ShallowWaterDataModule(LightningDataModule):
         grid: str,
         solver_steps: int,
         mach: float,
+        amplitude: float,
+        lmax: int,
         spinup_steps: int,
         train_steps: int,
         rollout_steps: int,
@@ -162,6 +171,8 @@ class ShallowWaterDataModule(LightningDataModule):
             grid=grid,
             solver_steps=solver_steps,
             mach=mach,
+            amplitude=amplitude,
+            lmax=lmax,
             spinup_steps=spinup_steps,
             train_steps=train_steps,
             rollout_steps=rollout_steps,
@@ -178,6 +189,7 @@ class ShallowWaterDataModule(LightningDataModule):
         self.path = str(self.spec.cache_path(data_root))
         self.datasets: dict[str, Dataset] = {}
         self.mean = self.std = None
+        self.baselines: dict[str, torch.nn.Module] = {}  # `data.baselines.BASELINES`, after setup
         self.train_loader: ResumableLoader | None = None
         self._train_loader_state: dict[str, int] | None = None  # from a checkpoint being resumed
 
@@ -201,6 +213,7 @@ class ShallowWaterDataModule(LightningDataModule):
         mean, std = read_stats(self.path)
         self.mean = torch.from_numpy(mean).float().reshape(3, 1, 1)
         self.std = torch.from_numpy(std).float().reshape(3, 1, 1)
+        self.baselines = read_baselines(self.path, self.spec, self.mean.double(), self.std.double())
         with h5py.File(self.path, "r") as file:
             for split in splits:
                 if file[split].size * 4 > self.in_memory_max_bytes:

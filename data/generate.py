@@ -12,9 +12,9 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -23,12 +23,13 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from data.baselines import Climatology, LinearSpectralEmulator, Persistence
 from data.solver import BatchedShallowWaterSolver
 
 log = logging.getLogger(__name__)
 
 # Bump whenever the generation code changes what a given spec produces.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Grid points integrated at once (batch x nlat x nlon): larger batches spill out of the CPU caches and run slower.
 CHUNK_POINTS = 2**17
 SPLITS = ("train", "val", "test")
@@ -45,6 +46,8 @@ class DataSpec:
     grid: str
     solver_steps: int  # solver steps per one-hour sample step
     mach: float
+    amplitude: float  # scale of the initial anomaly: how nonlinear the dynamics are
+    lmax: int  # spherical-harmonic degrees (and orders) the solver keeps: the data's band
     spinup_steps: int
     train_steps: int  # states per training/validation sample
     rollout_steps: int  # one-hour steps per test trajectory
@@ -76,9 +79,8 @@ class DataSpec:
 
 
 def make_solver(spec: DataSpec) -> BatchedShallowWaterSolver:
-    lmax = math.ceil(spec.nlat / 3)
     solver = BatchedShallowWaterSolver(
-        spec.nlat, spec.nlon, SECONDS_PER_STEP / spec.solver_steps, lmax=lmax, mmax=lmax, grid=spec.grid
+        spec.nlat, spec.nlon, SECONDS_PER_STEP / spec.solver_steps, lmax=spec.lmax, mmax=spec.lmax, grid=spec.grid
     )
     return solver.to(getattr(torch, spec.dtype))
 
@@ -87,7 +89,7 @@ def generate_trajectories(spec: DataSpec, num: int, steps: int, seed: int, progr
     """``num`` trajectories of ``steps`` one-hour states after the spin-up, shape (num, steps, 3, nlat, nlon)."""
     solver = make_solver(spec)
     generator = torch.Generator().manual_seed(seed)
-    initial = solver.random_initial_condition(num, spec.mach, generator)
+    initial = solver.random_initial_condition(num, spec.mach, generator, spec.amplitude)
     out = np.empty((num, steps, len(CHANNELS), spec.nlat, spec.nlon), dtype=np.float32)
     total_hours = spec.spinup_steps + steps - 1
     with torch.inference_mode():
@@ -109,7 +111,8 @@ def generate_trajectories(spec: DataSpec, num: int, steps: int, seed: int, progr
 
 
 def _write(spec: DataSpec, path: Path) -> None:
-    """Generate every split into ``path`` (the caller renames it into place)."""
+    """Generate every split into ``path`` (the caller renames it into place), with the training split's statistics
+    and the baselines fitted to it."""
     total = sum(spec.split_shape(split)[0] for split in SPLITS)
     with tqdm(total=total, desc=f"generating {path.name}", unit="traj") as progress, h5py.File(path, "w") as file:
         for split in SPLITS:
@@ -120,7 +123,35 @@ def _write(spec: DataSpec, path: Path) -> None:
             if split == "train":  # accumulated in float64 without a float64 copy of the split
                 file.attrs["mean"] = states.mean(axis=(0, 1, 3, 4), dtype=np.float64)
                 file.attrs["std"] = states.std(axis=(0, 1, 3, 4), dtype=np.float64)
+                file.create_dataset("climatology", data=states.mean(axis=(0, 1), dtype=np.float64))
+        emulator = _fit_linear_emulator(spec, file)
+        file.create_dataset("linear_emulator", data=torch.view_as_real(emulator.matrices).numpy())
+        file.attrs["linear_emulator_rel_l2"] = _linear_emulator_error(emulator, file)
         file.attrs["spec"] = spec.as_json()
+
+
+def _normalised(file: h5py.File, split: str) -> Iterator[torch.Tensor]:
+    """``split`` of the file being written, normalised, in float64 chunks of a few MB."""
+    mean = torch.from_numpy(file.attrs["mean"]).reshape(3, 1, 1)
+    std = torch.from_numpy(file.attrs["std"]).reshape(3, 1, 1)
+    data = file[split]
+    chunk = max(1, 8 * CHUNK_POINTS // int(np.prod(data.shape[1:])))
+    for start in range(0, len(data), chunk):
+        yield (torch.from_numpy(data[start : start + chunk]).double() - mean) / std
+
+
+def _fit_linear_emulator(spec: DataSpec, file: h5py.File) -> LinearSpectralEmulator:
+    """The least-squares linear spectral emulator of the normalised training split (see `data.baselines`)."""
+    return LinearSpectralEmulator(spec.nlat, spec.nlon, spec.grid, spec.lmax).fit(_normalised(file, "train"))
+
+
+def _linear_emulator_error(emulator: LinearSpectralEmulator, file: h5py.File) -> np.ndarray:
+    """The emulator's relative L2 error per lead and channel over the test trajectories: the data's nonlinearity."""
+    total, count = 0, 0
+    for trajectories in _normalised(file, "test"):
+        total = total + emulator.rollout_error(trajectories) * len(trajectories)
+        count += len(trajectories)
+    return (total / count).numpy()
 
 
 def problem_with(path: Path, spec: DataSpec) -> str | None:
@@ -134,6 +165,8 @@ def problem_with(path: Path, spec: DataSpec) -> str | None:
                     return f"holding a '{split}' split of the wrong shape"
             if "mean" not in file.attrs or "std" not in file.attrs:
                 return "missing its normalisation statistics"
+            if "climatology" not in file or "linear_emulator" not in file:
+                return "missing its baselines"
     except (OSError, KeyError) as error:
         return f"unreadable ({error})"
     return None
@@ -154,6 +187,7 @@ def ensure_cached(spec: DataSpec, data_root: str | os.PathLike) -> Path:
             problem = problem_with(path, spec)
             if problem is None:
                 log.info("data: cache hit %s (%.2f s)", path, time.perf_counter() - started)
+                log_nonlinearity(path, spec)
                 return path
             log.warning("data: cache file %s is %s; regenerating it", path, problem)
             path.unlink()
@@ -167,7 +201,23 @@ def ensure_cached(spec: DataSpec, data_root: str | os.PathLike) -> Path:
             partial.unlink(missing_ok=True)
     count = sum(spec.split_shape(split)[0] for split in SPLITS)
     log.info("data: generated %d trajectories into %s in %.1f s", count, path, time.perf_counter() - started)
+    log_nonlinearity(path, spec)
     return path
+
+
+def log_nonlinearity(path: Path, spec: DataSpec) -> None:
+    """How far the data is from linear dynamics: the linear emulator's test error at 1 h and at the last lead."""
+    with h5py.File(path, "r") as file:
+        errors = np.asarray(file.attrs["linear_emulator_rel_l2"]).mean(axis=1)  # per lead, mean over channels
+    last = min(len(errors), 20)
+    log.info(
+        "data: nonlinearity at data.amplitude=%g: the linear spectral emulator's test error (mean relative L2) is "
+        "%.3f at 1 h and %.3f at %d h",
+        spec.amplitude,
+        errors[0],
+        errors[last - 1],
+        last,
+    )
 
 
 def regenerate_unreadable(spec: DataSpec, data_root: str | os.PathLike) -> Path:
@@ -194,3 +244,16 @@ def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std of the training split, shape (3,) each."""
     with h5py.File(path, "r") as file:
         return np.asarray(file.attrs["mean"]), np.asarray(file.attrs["std"])
+
+
+def read_baselines(path: Path, spec: DataSpec, mean: torch.Tensor, std: torch.Tensor) -> dict[str, torch.nn.Module]:
+    """The baselines of `data.baselines.BASELINES`, in that order, as one-hour steppers on states normalised by
+    ``mean`` and ``std`` (3, 1, 1)."""
+    with h5py.File(path, "r") as file:
+        climatology = (torch.from_numpy(file["climatology"][()]) - mean) / std
+        matrices = torch.view_as_complex(torch.from_numpy(file["linear_emulator"][()]))
+    return {
+        "persistence": Persistence(),
+        "climatology": Climatology(climatology),
+        "linear": LinearSpectralEmulator(spec.nlat, spec.nlon, spec.grid, spec.lmax, matrices),
+    }

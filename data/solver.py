@@ -121,8 +121,12 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
         torch.add(flux0[:, :, 1, 0], flux1[:, :, 0, 1], out=dudt[:, :, 5]).sub_(bernoulli[:, :, 1])  # div im
         return dudt
 
-    def random_initial_condition(self, num: int, mach: float, generator: torch.Generator) -> torch.Tensor:
-        """``num`` random states drawn as torch-harmonics draws one, from ``generator``."""
+    def random_initial_condition(
+        self, num: int, mach: float, generator: torch.Generator, amplitude: float = 1.0
+    ) -> torch.Tensor:
+        """``num`` random states drawn as torch-harmonics draws one, from ``generator``, with the anomaly (all but
+        the mean geopotential) scaled by ``amplitude``: torch-harmonics' draw leaves little energy in the degrees a
+        coarse grid keeps, so its dynamics are almost linear there."""
         ctype = torch.complex128 if self.lap.dtype == torch.float64 else torch.complex64
         llimit = mlimit = 120
         shape = (num, 3, min(llimit, self.lmax), min(mlimit, self.mmax))
@@ -130,8 +134,9 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
         uspec = torch.zeros(num, 3, self.lmax, self.mmax, dtype=ctype, device=self.lap.device)
         uspec[..., : shape[2], : shape[3]] = (4 * torch.pi / llimit / (llimit + 1)) ** 0.5 * noise
         uspec[:, 0] = self.gravity * self.hamp * uspec[:, 0]
-        uspec[:, 0, 0, 0] += (4 * torch.pi) ** 0.5 * self.havg * self.gravity
         uspec[:, 1:] = mach * uspec[:, 1:] * torch.sqrt(self.gravity * self.havg) / self.radius
+        uspec *= amplitude
+        uspec[:, 0, 0, 0] += (4 * torch.pi) ** 0.5 * self.havg * self.gravity
         return torch.tril(uspec)
 
     def integrate(self, uspec: torch.Tensor, nsteps: int, save_every: int) -> torch.Tensor:

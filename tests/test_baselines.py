@@ -1,0 +1,122 @@
+"""The baselines of data/baselines.py and the data's nonlinearity as generation measures it."""
+
+import dataclasses
+import logging
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch_harmonics import InverseRealSHT
+
+from data.baselines import BASELINES, Climatology, LinearSpectralEmulator, Persistence
+from data.generate import ensure_cached, make_solver
+from models.metrics import area_weights, relative_l2
+from tests.test_data import datamodule, preset_spec, tiny_spec
+
+NLAT, NLON, LMAX = 32, 64, 11
+
+
+def linear_trajectories(num: int, steps: int, seed: int) -> torch.Tensor:
+    """Trajectories of a random, norm-preserving linear operator acting per order m on the (channel, degree)
+    coefficients, as grid fields (num, steps, 3, nlat, nlon) in float64; the same operator for every seed."""
+    size = 3 * LMAX
+    operator = torch.linalg.qr(torch.randn(LMAX, size, size, dtype=torch.complex128, generator=_generator(0)))[0]
+    operator[0] = operator[0].real.to(torch.complex128)  # order 0 of a real field stays real
+    coefficients = torch.randn(num, 3, LMAX, LMAX, dtype=torch.complex128, generator=_generator(seed))
+    coefficients[..., 0] = coefficients[..., 0].real.to(torch.complex128)
+    coefficients = torch.tril(coefficients)
+    isht = InverseRealSHT(NLAT, NLON, lmax=LMAX, mmax=LMAX).double()
+    states = []
+    for _ in range(steps):
+        states.append(isht(coefficients))
+        per_order = coefficients.permute(3, 0, 1, 2).reshape(LMAX, num, size)  # (m, num, 3 * l)
+        stepped = torch.bmm(per_order, operator.transpose(1, 2))
+        coefficients = torch.tril(stepped.reshape(LMAX, num, 3, LMAX).permute(1, 2, 3, 0))
+    return torch.stack(states, dim=1)
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_linear_emulator_is_exact_on_linear_dynamics():
+    train, test = linear_trajectories(64, 3, seed=1), linear_trajectories(4, 6, seed=2)
+    emulator = LinearSpectralEmulator(NLAT, NLON, "equiangular", LMAX).fit([train[:40], train[40:]])
+    state = test[:, 0]
+    weights = area_weights(NLAT, NLON).double()
+    for lead in range(1, test.shape[1]):
+        state = emulator(state)
+        assert relative_l2(state, test[:, lead], weights).max() < 1e-9
+    errors = emulator.rollout_error(test)
+    assert errors.shape == (5, 3) and errors.max() < 1e-9
+
+
+def test_spectral_rollout_error_is_the_area_weighted_relative_l2():
+    """rollout_error works on coefficients; it must give the grid metric the model is scored with."""
+    trajectories = linear_trajectories(6, 3, seed=3)
+    emulator = LinearSpectralEmulator(NLAT, NLON, "equiangular", LMAX)  # all zeros: a poor, but fixed, forecast
+    emulator.matrices.copy_(0.5 * torch.eye(3 * LMAX + 1, 3 * LMAX, dtype=torch.complex128))
+    weights = area_weights(NLAT, NLON).double()
+    one = relative_l2(emulator(trajectories[:, 0]), trajectories[:, 1], weights).mean(dim=0)
+    two = relative_l2(emulator(emulator(trajectories[:, 0])), trajectories[:, 2], weights).mean(dim=0)
+    torch.testing.assert_close(emulator.rollout_error(trajectories), torch.stack([one, two]), rtol=1e-6, atol=0)
+
+
+def test_persistence_and_climatology():
+    state = torch.randn(2, 3, NLAT, NLON)
+    mean_state = torch.randn(3, NLAT, NLON)
+    assert torch.equal(Persistence()(state), state)
+    assert torch.equal(Climatology(mean_state)(state), mean_state.expand(2, -1, -1, -1))
+
+
+def test_data_module_serves_the_baselines_of_its_cache_file(tmp_path):
+    spec = tiny_spec(num_examples=64)  # a pair per trajectory: more pairs than the 34 unknowns of each order's fit
+    path = ensure_cached(spec, tmp_path)
+    module = datamodule(spec, tmp_path)
+    module.setup("test")
+    assert tuple(module.baselines) == BASELINES
+    with h5py.File(path) as file:
+        train = file["train"][()].astype(np.float64)
+    climatology = (torch.from_numpy(train.mean(axis=(0, 1))).float() - module.mean) / module.std
+    torch.testing.assert_close(module.baselines["climatology"].mean_state, climatology, rtol=1e-5, atol=1e-5)
+    test = module.datasets["test"].states
+    # the data is nonlinear, so the emulator is not exact, but it is far better than persistence one hour ahead
+    weights = area_weights(spec.nlat, spec.nlon)
+    linear = relative_l2(module.baselines["linear"](test[:, 0]), test[:, 1], weights)
+    persistence = relative_l2(test[:, 0], test[:, 1], weights)
+    assert (linear < 0.2 * persistence).all()
+
+
+def test_amplitude_scales_the_anomaly_and_names_another_cache_file(tmp_path):
+    spec = tiny_spec(amplitude=1.0)
+    louder = dataclasses.replace(spec, amplitude=3.0)
+    assert spec.cache_path(tmp_path) != louder.cache_path(tmp_path)
+    solver = make_solver(dataclasses.replace(spec, dtype="float64"))  # the mean is 1e5 times the anomaly
+    quiet, loud = (solver.random_initial_condition(2, spec.mach, _generator(0), a) for a in (1.0, 3.0))
+    rest = torch.zeros_like(quiet)  # the state at rest: the mean geopotential alone
+    rest[:, 0, 0, 0] = (4 * torch.pi) ** 0.5 * solver.havg * solver.gravity
+    torch.testing.assert_close(loud - rest, 3 * (quiet - rest))
+
+
+def test_generation_logs_the_nonlinearity(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="data.generate"):
+        ensure_cached(tiny_spec(), tmp_path)
+    assert "nonlinearity at data.amplitude=10" in caplog.text
+    assert "linear spectral emulator's test error" in caplog.text
+
+
+@pytest.mark.parametrize(("lead", "expected"), [(1, 0.003), (5, 0.011), (10, 0.016), (20, 0.021)])
+def test_linear_emulator_on_torch_harmonics_amplitude(linear_errors_at_amplitude_one, lead, expected):
+    """The figures of issue #8 (32x64, data.amplitude=1, 32 test trajectories), within 20%."""
+    assert linear_errors_at_amplitude_one[lead - 1] == pytest.approx(expected, rel=0.2)
+
+
+@pytest.fixture(scope="module")
+def linear_errors_at_amplitude_one(tmp_path_factory) -> np.ndarray:
+    """The default preset at data.amplitude=1, with fewer training trajectories (the fit needs far fewer)."""
+    spec = dataclasses.replace(
+        preset_spec("32x64"), amplitude=1.0, num_examples=256, num_val_examples=4, num_test_examples=32
+    )
+    with h5py.File(ensure_cached(spec, tmp_path_factory.mktemp("amplitude1"))) as file:
+        return np.asarray(file.attrs["linear_emulator_rel_l2"]).mean(axis=1)
