@@ -8,7 +8,7 @@ shape (..., channels, nlat, nlon); measures keep (..., channels).
 import torch
 from torch_harmonics.quadrature import clenshaw_curtiss_weights, legendre_gauss_weights, lobatto_weights
 
-_QUADRATURE = {
+QUADRATURE = {  # grid name -> torch-harmonics quadrature: (nodes on [-1, 1], weights)
     "equiangular": clenshaw_curtiss_weights,
     "legendre-gauss": legendre_gauss_weights,
     "lobatto": lobatto_weights,
@@ -17,7 +17,7 @@ _QUADRATURE = {
 
 def area_weights(nlat: int, nlon: int, grid: str = "equiangular") -> torch.Tensor:
     """Weights of shape (nlat, 1) such that ``(w * f).sum((-2, -1))`` is the area mean of f."""
-    _, weights = _QUADRATURE[grid](nlat, -1, 1)
+    _, weights = QUADRATURE[grid](nlat, -1, 1)
     weights = weights / weights.sum() / nlon
     return weights.reshape(nlat, 1).float()
 

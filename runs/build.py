@@ -5,11 +5,13 @@ from omegaconf import DictConfig
 from torch import nn
 
 from models import NeuralOperatorModule
+from models.latitude import LatitudeInput
 from runs.precision import spectral_in_float32
 
 
 def build_module(cfg: DictConfig) -> NeuralOperatorModule:
-    net = spectral_in_float32(instantiate(cfg.model.net))  # trainer.precision=bf16-mixed: transforms in float32
+    net = LatitudeInput(instantiate(cfg.model.net), cfg.data.nlat, cfg.data.grid)
+    net = spectral_in_float32(net)  # trainer.precision=bf16-mixed: transforms in float32
     if cfg.training.compile:
         net.compile()  # in place, unlike torch.compile(net): checkpoints keep the parameter names of an eager run
     return NeuralOperatorModule(

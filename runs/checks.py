@@ -39,7 +39,7 @@ INTEGER_MINIMUMS = {
     "trainer.num_nodes": 1,
     "checkpoint_every_n_steps": 0,
 }
-POSITIVE_NUMBERS = ("training.lr", "data.mach")
+POSITIVE_NUMBERS = ("training.lr", "data.mach", "data.amplitude")
 # On/off keys: any other value (`yes`, `1`) would silently count as on or off.
 SWITCHES = ("training.compile", "data.online", "model.residual")
 # Keys that point to folders this run writes into.
@@ -173,7 +173,15 @@ def _model(cfg: DictConfig) -> Iterator[str]:
             f"(geopotential, vorticity, divergence): pass model.channels={DATA_CHANNELS}"
         )
     else:
-        for key in ("in_channels", "out_channels", "in_chans", "out_chans"):
+        # every network also gets sin(latitude) as an input channel (models/latitude.py)
+        for key, wanted in (("in_channels", DATA_CHANNELS + 1), ("in_chans", DATA_CHANNELS + 1)):
+            value = OmegaConf.select(cfg, f"model.net.{key}")
+            if value is not None and value != wanted:
+                yield (
+                    f"model.net.{key}={value!r} must be {wanted}, the data's {DATA_CHANNELS} channels and "
+                    "sin(latitude): drop the override"
+                )
+        for key in ("out_channels", "out_chans"):
             value = OmegaConf.select(cfg, f"model.net.{key}")
             if value is not None and value != DATA_CHANNELS:
                 yield f"model.net.{key}={value!r} must match the data's {DATA_CHANNELS} channels: drop the override"
