@@ -22,7 +22,7 @@ TINY_DATA = [
     "data.num_val_examples=4",
     "data.num_test_examples=2",
     "data.spinup_steps=1",
-    "data.rollout_steps=3",
+    "eval.rollout_steps=3",
 ]
 TINY = [
     *TINY_DATA,

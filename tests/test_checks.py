@@ -143,8 +143,9 @@ def test_rates_must_be_positive_and_finite(override, tmp_path):
 
 
 def test_eval_rollout_within_the_data_rollout(tmp_path):
+    check(["eval.rollout_steps=100"], tmp_path)  # the test trajectories are as long as the rollout asks
     with pytest.raises(ConfigError, match=r"eval.rollout_steps=30 must be an integer from 1 to data.rollout_steps=20"):
-        check(["eval.rollout_steps=30"], tmp_path)
+        check(["eval.rollout_steps=30", "data.rollout_steps=20"], tmp_path)
 
 
 def test_no_full_training_batch(tmp_path):
@@ -175,14 +176,17 @@ def test_modes_limits(model, modes, ok, tmp_path):
 
 
 def test_learnable_embedding_needs_scale_factor_one(tmp_path):
-    check(["model=sfno_th", "model.net.scale_factor=2", "model.net.pos_embed=none"], tmp_path)
+    check(["model=sfno_th"], tmp_path)  # the authors' scale_factor=2, with sin(latitude) as an input instead
+    check(["model=sfno_th", "model.net.scale_factor=1", "model.net.pos_embed=learnable lat"], tmp_path)
     with pytest.raises(ConfigError, match=r"model.net.pos_embed='learnable lat' only works with .*scale_factor=1"):
-        check(["model=sfno_th", "model.net.scale_factor=2"], tmp_path)
+        check(["model=sfno_th", "model.net.pos_embed=learnable lat"], tmp_path)
 
 
 def test_network_channels_follow_the_data(tmp_path):
-    with pytest.raises(ConfigError, match=r"model.net.in_chans=4 must match the data's 3 channels"):
-        check(["model=sfno_th", "model.net.in_chans=4"], tmp_path)
+    with pytest.raises(ConfigError, match=r"model.net.in_chans=3 must be 4, the data's 3 channels and sin\(latitude\)"):
+        check(["model=sfno_th", "model.net.in_chans=3"], tmp_path)
+    with pytest.raises(ConfigError, match=r"model.net.out_channels=4 must match the data's 3 channels"):
+        check(["model=fno", "model.net.out_channels=4"], tmp_path)
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

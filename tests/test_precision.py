@@ -25,7 +25,7 @@ def test_spectral_transforms_run_in_float32_under_autocast(model, monkeypatch):
 
         monkeypatch.setattr(torch.fft, name, recorded)
     net = instantiate(compose_config([f"model={model}", "model.width=8", "model.layers=1"]).model.net)
-    state = torch.randn(2, 3, 32, 64)
+    state = torch.randn(2, 4, 32, 64)  # the fields and sin(latitude)
 
     with torch.autocast("cpu", dtype=torch.bfloat16):
         net(state)

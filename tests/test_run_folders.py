@@ -112,7 +112,7 @@ def test_evaluate_retests_a_finished_run_in_its_folder(tmp_path, data_root):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert metrics["checkpoint"].endswith("last.ckpt")
-    assert len(metrics["rel_l2"]["model"]["mean"]) == 3  # TINY's data.rollout_steps
+    assert len(metrics["rel_l2"]["model"]["mean"]) == 3  # TINY's eval.rollout_steps
     assert (run / "plots" / "maps.png").is_file()
     assert "written to" in (run / "evaluate.log").read_text()
     assert (run / ".hydra" / "config.yaml").read_text() == config_before
