@@ -1,14 +1,14 @@
 """The Lightning module that trains any neural operator as a one-hour time stepper."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
-from torch import nn
 
+from models.instantiate import instantiate
 from models.metrics import area_mean, area_weights, relative_l2, squared_l2_loss
-
-CHANNELS = ("geopotential", "vorticity", "divergence")
+from models.precision import spectral_in_float32
 
 
 class NeuralOperatorModule(LightningModule):
@@ -19,28 +19,36 @@ class NeuralOperatorModule(LightningModule):
     hour before epoch ``rollout_start_epoch``) and averages the area-weighted
     squared L2 error over those steps: training on its own rollouts keeps a
     model stable over many steps.
+
+    ``net``, ``optimizer`` and ``scheduler`` are plain ``_target_`` dicts (see
+    `models.instantiate`; the optimizer and scheduler with ``_partial_: true``),
+    saved with every other argument in the checkpoint's hyperparameters: a
+    checkpoint rebuilds its module with ``load_from_checkpoint(path)`` alone.
+    ``channels`` names the state's channels, in order; their count sizes the
+    normalisation.
     """
 
     def __init__(
         self,
-        net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
+        net: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None,
         nlat: int,
         nlon: int,
+        channels: Sequence[str],
         grid: str = "equiangular",
         residual: bool = True,
-        channels: Sequence[str] = CHANNELS,
         rollout_steps: int = 1,
         rollout_start_epoch: int = 0,
         test_rollout_steps: int = 20,
         example_leads: Sequence[int] = (1, 5, 10, 20),
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        self.save_hyperparameters()
+        # trainer.precision=bf16-mixed: the spectral transforms stay in float32, also in a model loaded for inference.
+        self.net = spectral_in_float32(instantiate(net))
+        self.optimizer_factory = instantiate(optimizer)
+        self.scheduler_factory = instantiate(scheduler)
         self.residual = residual
         self.channels = list(channels)
         self.rollout_steps = rollout_steps
