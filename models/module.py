@@ -85,6 +85,8 @@ class NeuralOperatorModule(LightningModule):
         predictions = self.rollout(batch[:, 0], steps)
         loss = squared_l2_loss(predictions, batch[:, 1 : steps + 1], self.weights)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        # The epoch's mean too (averaged over ranks once, at the epoch's end): a short run's loss curve has points.
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=len(batch), sync_dist=True)
         return loss
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
