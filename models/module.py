@@ -5,6 +5,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
+from torchmetrics import MeanMetric
 
 from models.instantiate import instantiate
 from models.metrics import area_mean, area_weights, relative_l2, squared_l2_loss
@@ -56,6 +57,10 @@ class NeuralOperatorModule(LightningModule):
         self.test_rollout_steps = test_rollout_steps
         self.example_leads = list(example_leads)
         self.test_results: dict = {}
+        # The epoch's mean training loss, over all ranks. Its sums are in the state dict: a run resumed within an
+        # epoch logs the same mean as one left alone (Lightning does not checkpoint its own running means).
+        self.epoch_loss = MeanMetric()
+        self.epoch_loss.persistent(True)
         self.register_buffer("weights", area_weights(nlat, nlon, grid), persistent=False)
         # Normalisation of the data the model was trained on, kept in the checkpoint.
         self.register_buffer("mean", torch.zeros(len(channels), 1, 1))
@@ -85,8 +90,12 @@ class NeuralOperatorModule(LightningModule):
         predictions = self.rollout(batch[:, 0], steps)
         loss = squared_l2_loss(predictions, batch[:, 1 : steps + 1], self.weights)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
-        # The epoch's mean too (averaged over ranks once, at the epoch's end): a short run's loss curve has points.
-        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=len(batch), sync_dist=True)
+        # The epoch's mean too, so that a run shorter than log_every_n_steps has a loss curve (see __init__). A
+        # checkpoint written at an epoch's end holds that epoch's sums: the next epoch starts from zero.
+        if batch_idx == 0:
+            self.epoch_loss.reset()
+        self.epoch_loss.update(loss.detach(), weight=len(batch))
+        self.log("train/loss_epoch", self.epoch_loss, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

@@ -92,7 +92,9 @@ def run_train(args: list[str], cwd: Path, check: bool = True) -> subprocess.Comp
     return result
 
 
-def fit_tiny_module(net: dict, tmp_path: Path, callbacks: list | None = None, **trainer_settings):
+def fit_tiny_module(
+    net: dict, tmp_path: Path, callbacks: list | None = None, ckpt_path: str | None = None, **trainer_settings
+):
     """A `NeuralOperatorModule` around ``net`` (a `_target_` dict) fitted on random 8x16 trajectories, and its trainer.
 
     No data generation and no Hydra: seconds, for tests of what a fit leaves behind (checkpoints, logs).
@@ -128,5 +130,6 @@ def fit_tiny_module(net: dict, tmp_path: Path, callbacks: list | None = None, **
         enable_model_summary=False,
         default_root_dir=tmp_path,
     )
-    trainer.fit(module, DataLoader(trajectories[:6], batch_size=2), DataLoader(trajectories[6:], batch_size=2))
+    loaders = DataLoader(trajectories[:6], batch_size=2), DataLoader(trajectories[6:], batch_size=2)
+    trainer.fit(module, *loaders, ckpt_path=ckpt_path)
     return module, trainer

@@ -51,9 +51,12 @@ def fitted(tmp_path_factory):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-    with open(tmp_path / "metrics.csv") as file:
-        rows = list(csv.DictReader(file))
-    return [record.getMessage() for record in records], rows, step_losses.losses
+    return [record.getMessage() for record in records], metrics_rows(tmp_path), step_losses.losses
+
+
+def metrics_rows(folder) -> list[dict]:
+    with open(folder / "metrics.csv") as file:
+        return list(csv.DictReader(file))
 
 
 def epoch_values(rows: list[dict], key: str) -> list[float]:
@@ -78,6 +81,17 @@ def test_training_loss_is_logged_per_epoch_as_well_as_per_step(fitted):
     assert epoch_values(rows, "train/loss") == pytest.approx(losses[0] + losses[1], rel=1e-6)
     means = [sum(epoch) / len(epoch) for epoch in (losses[0], losses[1])]
     assert epoch_values(rows, "train/loss_epoch") == pytest.approx(means, rel=1e-6), "the mean of the epoch's steps"
+
+
+def test_a_run_resumed_from_an_epoch_end_checkpoint_logs_the_next_epochs_loss_alone(tmp_path):
+    """An epoch-end checkpoint holds that epoch's loss sums; the next epoch's mean must not include them."""
+    _, first = fit_tiny_module(CONV, tmp_path / "first", max_epochs=1)
+    step_losses = StepLosses()
+    checkpoint = first.checkpoint_callback.best_model_path
+    fit_tiny_module(CONV, tmp_path / "resumed", [step_losses], checkpoint, max_epochs=2)
+    (losses,) = step_losses.losses.values()
+    mean = sum(losses) / len(losses)
+    assert epoch_values(metrics_rows(tmp_path / "resumed"), "train/loss_epoch") == pytest.approx([mean], rel=1e-6)
 
 
 def test_an_epoch_without_validation_or_epoch_limit_says_so():
