@@ -1,7 +1,7 @@
 """Test an existing run without training: `python evaluate.py <run folder> [--checkpoint last]`.
 
-Rebuilds model and data from the run's saved config and writes test_metrics.json
-and plots/ into the run folder, as the test stage of train.py does.
+Loads the model from its checkpoint alone and the data from the run's saved config, and writes
+test_metrics.json and plots/ into the run folder, as the test stage of train.py does.
 """
 
 import argparse
