@@ -1,7 +1,7 @@
 """Test an existing run without training: `python evaluate.py <run folder> [--checkpoint last]`.
 
-Rebuilds model and data from the run's saved config and writes test_metrics.json
-and plots/ into the run folder, as the test stage of train.py does.
+Loads the model from its checkpoint alone and the data from the run's saved config, and writes
+test_metrics.json and plots/ into the run folder, as the test stage of train.py does.
 """
 
 import argparse
@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 import custom_resolvers  # noqa: F401  (the saved config uses the resolvers)
 from evaluation.run_report import write_run_report
 from models import NeuralOperatorModule
-from runs.build import build_module, count_parameters
+from runs.build import count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,7 @@ def evaluate(run_dir: Path, which: str) -> dict:
     choices = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["choices"]
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
     checkpoint = find_checkpoint(run_dir, which)
-    template = build_module(train_cfg)
-    model = NeuralOperatorModule.load_from_checkpoint(
-        checkpoint, net=template.net, optimizer=template.optimizer_factory, scheduler=template.scheduler_factory
-    )
+    model = NeuralOperatorModule.load_from_checkpoint(checkpoint)
     datamodule = instantiate(train_cfg.data)
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, accelerator=train_cfg.trainer.accelerator, devices=1)
     trainer.test(model, datamodule=datamodule)

@@ -1,14 +1,16 @@
 """The Lightning module that trains any neural operator as a one-hour time stepper."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
-from torch import nn
+from torchmetrics import MeanMetric
 
+from models.instantiate import instantiate
+from models.latitude import LatitudeInput
 from models.metrics import area_mean, area_weights, relative_l2, squared_l2_loss
-
-CHANNELS = ("geopotential", "vorticity", "divergence")
+from models.precision import spectral_in_float32
 
 
 class NeuralOperatorModule(LightningModule):
@@ -19,28 +21,37 @@ class NeuralOperatorModule(LightningModule):
     hour before epoch ``rollout_start_epoch``) and averages the area-weighted
     squared L2 error over those steps: training on its own rollouts keeps a
     model stable over many steps.
+
+    ``net``, ``optimizer`` and ``scheduler`` are plain ``_target_`` dicts (see
+    `models.instantiate`; the optimizer and scheduler with ``_partial_: true``),
+    saved with every other argument in the checkpoint's hyperparameters: a
+    checkpoint rebuilds its module with ``load_from_checkpoint(path)`` alone.
+    ``channels`` names the state's channels, in order; their count sizes the
+    normalisation.
     """
 
     def __init__(
         self,
-        net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
+        net: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None,
         nlat: int,
         nlon: int,
+        channels: Sequence[str],
         grid: str = "equiangular",
         residual: bool = True,
-        channels: Sequence[str] = CHANNELS,
         rollout_steps: int = 1,
         rollout_start_epoch: int = 0,
         test_rollout_steps: int = 20,
         example_leads: Sequence[int] = (1, 5, 10, 20),
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        self.save_hyperparameters()
+        # Every network sees sin(latitude) (models/latitude.py). trainer.precision=bf16-mixed: the spectral transforms
+        # stay in float32, also in a model loaded for inference.
+        self.net = spectral_in_float32(LatitudeInput(instantiate(net), nlat, grid))
+        self.optimizer_factory = instantiate(optimizer)
+        self.scheduler_factory = instantiate(scheduler)
         self.residual = residual
         self.channels = list(channels)
         self.rollout_steps = rollout_steps
@@ -48,6 +59,10 @@ class NeuralOperatorModule(LightningModule):
         self.test_rollout_steps = test_rollout_steps
         self.example_leads = list(example_leads)
         self.test_results: dict = {}
+        # The epoch's mean training loss, over all ranks. Its sums are in the state dict: a run resumed within an
+        # epoch logs the same mean as one left alone (Lightning does not checkpoint its own running means).
+        self.epoch_loss = MeanMetric()
+        self.epoch_loss.persistent(True)
         self.register_buffer("weights", area_weights(nlat, nlon, grid), persistent=False)
         # Normalisation of the data the model was trained on, kept in the checkpoint.
         self.register_buffer("mean", torch.zeros(len(channels), 1, 1))
@@ -77,6 +92,12 @@ class NeuralOperatorModule(LightningModule):
         predictions = self.rollout(batch[:, 0], steps)
         loss = squared_l2_loss(predictions, batch[:, 1 : steps + 1], self.weights)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        # The epoch's mean too, so that a run shorter than log_every_n_steps has a loss curve (see __init__). A
+        # checkpoint written at an epoch's end holds that epoch's sums: the next epoch starts from zero.
+        if batch_idx == 0:
+            self.epoch_loss.reset()
+        self.epoch_loss.update(loss.detach(), weight=len(batch))
+        self.log("train/loss_epoch", self.epoch_loss, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

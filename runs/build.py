@@ -1,23 +1,23 @@
 """Objects of a run built from its config: shared by train.py and evaluate.py."""
 
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from data import CHANNELS
 from models import NeuralOperatorModule
-from models.latitude import LatitudeInput
-from runs.precision import spectral_in_float32
 
 
 def build_module(cfg: DictConfig) -> NeuralOperatorModule:
-    net = LatitudeInput(instantiate(cfg.model.net), cfg.data.nlat, cfg.data.grid)
-    net = spectral_in_float32(net)  # trainer.precision=bf16-mixed: transforms in float32
-    if cfg.training.compile:
-        net.compile()  # in place, unlike torch.compile(net): checkpoints keep the parameter names of an eager run
-    return NeuralOperatorModule(
-        net=net,
-        optimizer=instantiate(cfg.training.optimizer),
-        scheduler=instantiate(cfg.training.scheduler),
+    """The module, given the resolved configs as plain containers: its checkpoints describe the network themselves."""
+
+    def plain(node: DictConfig | None) -> dict | None:
+        return None if node is None else OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+
+    module = NeuralOperatorModule(
+        net=plain(cfg.model.net),
+        optimizer=plain(cfg.training.optimizer),
+        scheduler=plain(cfg.training.scheduler),
+        channels=list(CHANNELS),
         nlat=cfg.data.nlat,
         nlon=cfg.data.nlon,
         grid=cfg.data.grid,
@@ -27,6 +27,9 @@ def build_module(cfg: DictConfig) -> NeuralOperatorModule:
         test_rollout_steps=cfg.eval.rollout_steps,
         example_leads=list(cfg.eval.map_leads),
     )
+    if cfg.training.compile:
+        module.net.compile()  # in place, unlike torch.compile(net): checkpoints keep an eager run's parameter names
+    return module
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -90,3 +90,46 @@ def run_train(args: list[str], cwd: Path, check: bool = True) -> subprocess.Comp
     if check and result.returncode != 0:
         raise AssertionError(f"train.py {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+def fit_tiny_module(
+    net: dict, tmp_path: Path, callbacks: list | None = None, ckpt_path: str | None = None, **trainer_settings
+):
+    """A `NeuralOperatorModule` around ``net`` (a `_target_` dict) fitted on random 8x16 trajectories, and its trainer.
+
+    No data generation and no Hydra: seconds, for tests of what a fit leaves behind (checkpoints, logs).
+    """
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader
+
+    from data import CHANNELS
+    from models import NeuralOperatorModule
+
+    module = NeuralOperatorModule(
+        net=net,
+        optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3},
+        scheduler={"_target_": "models.schedules.warmup_cosine", "_partial_": True},
+        channels=list(CHANNELS),
+        nlat=8,
+        nlon=16,
+        rollout_steps=1,
+        test_rollout_steps=2,
+        example_leads=[1, 2],
+    )
+    generator = torch.Generator().manual_seed(0)
+    trajectories = torch.randn(8, 3, len(CHANNELS), 8, 16, generator=generator)
+    trainer = pl.Trainer(
+        **{"max_epochs": 1, **trainer_settings},
+        accelerator="cpu",
+        devices=1,
+        logger=CSVLogger(tmp_path, name="", version=""),
+        callbacks=callbacks or [],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    loaders = DataLoader(trajectories[:6], batch_size=2), DataLoader(trajectories[6:], batch_size=2)
+    trainer.fit(module, *loaders, ckpt_path=ckpt_path)
+    return module, trainer

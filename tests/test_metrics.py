@@ -7,6 +7,7 @@ from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
 from torch_harmonics.quadrature import clenshaw_curtiss_weights
 
+from data import CHANNELS
 from models import NeuralOperatorModule
 from models.metrics import area_mean, area_weights, relative_l2, rmse, squared_l2_loss
 
@@ -51,11 +52,17 @@ class Shift(torch.nn.Module):
     """A 'network' whose one-hour change is a constant: its rollout error is known."""
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return torch.full_like(state, 0.5)
+        return torch.full_like(state[:, :-1], 0.5)  # the input's last channel is sin(latitude)
+
+
+def shift_module(**settings) -> NeuralOperatorModule:
+    net = {"_target_": f"{Shift.__module__}.{Shift.__qualname__}"}
+    optimizer = {"_target_": "torch.optim.Adam", "_partial_": True}
+    return NeuralOperatorModule(net, optimizer, None, NLAT, NLON, list(CHANNELS), **settings)
 
 
 def test_test_stage_reports_model_and_persistence_per_lead():
-    module = NeuralOperatorModule(Shift(), torch.optim.Adam, None, NLAT, NLON, test_rollout_steps=3)
+    module = shift_module(test_rollout_steps=3)
     module.std.fill_(2.0)
     state = sine_of_latitude().expand(4, 1, 3, NLAT, NLON)
     batch = torch.cat([state, state + 1, state + 2, state + 3], dim=1)  # the truth rises by 1 an hour
@@ -71,7 +78,7 @@ def test_test_stage_reports_model_and_persistence_per_lead():
 def test_multistep_loss_averages_over_the_rollout():
     state = torch.zeros(2, 1, 3, NLAT, NLON)
     batch = torch.cat([state, state + 1, state + 2], dim=1)  # the truth rises by 1 an hour; Shift by 0.5
-    one_step = NeuralOperatorModule(Shift(), torch.optim.Adam, None, NLAT, NLON, rollout_steps=1)
-    two_steps = NeuralOperatorModule(Shift(), torch.optim.Adam, None, NLAT, NLON, rollout_steps=2)
+    one_step = shift_module(rollout_steps=1)
+    two_steps = shift_module(rollout_steps=2)
     assert math.isclose(one_step.training_step(batch, 0).item(), 0.25, rel_tol=1e-5)
     assert math.isclose(two_steps.training_step(batch, 0).item(), (0.25 + 1.0) / 2, rel_tol=1e-5)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from runs.precision import spectral_in_float32
+from models.precision import spectral_in_float32
 from tests.conftest import TINY, compose_config, run_train
 
 FFTS = ("rfft", "irfft", "rfftn", "irfftn", "fft", "ifft")

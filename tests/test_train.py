@@ -47,12 +47,7 @@ def test_checkpoint_reloads_with_weights_only(data_root, tmp_path):
     path = tmp_path / "ckpt" / "last.ckpt"
     checkpoint = torch.load(path, weights_only=True)
     assert checkpoint["hyper_parameters"]["nlat"] == 32
-    model = NeuralOperatorModule.load_from_checkpoint(
-        path,
-        net=instantiate(cfg.model.net),
-        optimizer=instantiate(cfg.training.optimizer),
-        scheduler=instantiate(cfg.training.scheduler),
-    )
+    model = NeuralOperatorModule.load_from_checkpoint(path)  # the checkpoint describes its network
     for name, value in checkpoint["state_dict"].items():
         assert torch.equal(model.state_dict()[name], value), name
     assert model.std.ne(1).all(), "the data's normalisation travels with the checkpoint"
