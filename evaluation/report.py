@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "test_metrics.json"
 ERROR_FILE = "error.txt"
 REPORT_LEAD_HOURS = (1, 5, 10, 20)  # rollout leads tabulated; those no job reached are left out
+MODEL = "model"  # test_metrics.json's name of the trained network's forecast; the others are baselines
 
 
 def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
