@@ -418,12 +418,11 @@ def _channel_section(
 
 
 def _failed_section(jobs: list[dict[str, Any]]) -> str:
+    """Failed jobs by folder name: where to look for train.log and error.txt."""
     failed = [job for job in jobs if job["status"] != "completed"]
     if not failed:
         return ""
-    return "\n".join(
-        ["## Failed jobs", "", *(f"- `{job['label']}` (`{job['job']}`): {job['error']}" for job in failed)]
-    )
+    return "\n".join(["## Failed jobs", "", *(f"- `{job['job']}`: {job['error']}" for job in failed)])
 
 
 def _csv_columns(names: list[str], leads: list[int], baselines: list[str]) -> list[str]:

@@ -167,7 +167,7 @@ def test_compact_table_has_baselines_as_rows_and_channels_below(tmp_path):
     assert summary.count("| linear | baseline |") == 1
     assert "sfno32x64" not in summary, "labels, not folder names"
     assert "### vorticity" in markdown.split("## Per channel")[1]
-    assert "- `#2` (`2_sfno32x64_model=fno_seed=1`): NaN loss" in markdown
+    assert "- `2_sfno32x64_model=fno_seed=1`: NaN loss" in markdown
     assert "![power spectrum per job](power_spectrum_comparison.png)" in markdown
     assert (tmp_path / "power_spectrum_comparison.png").stat().st_size > 0
     assert (tmp_path / "rollout_comparison.png").stat().st_size > 0
@@ -225,7 +225,7 @@ def test_write_comparison_without_completed_jobs(tmp_path):
     markdown = write_comparison(tmp_path).read_text()
 
     assert "No completed jobs: nothing to compare." in markdown
-    assert "- `#0` (`0_sfno32x64_model=sfno`): NaN loss" in markdown
+    assert "- `0_sfno32x64_model=sfno`: NaN loss" in markdown
     assert not (tmp_path / "rollout_comparison.png").exists()
     assert [row["status"] for row in read_csv(tmp_path / "comparison.csv")] == ["failed"]
 
