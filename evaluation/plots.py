@@ -133,8 +133,8 @@ def plot_rollout_error(
 
     `curves` maps a label (a run's model, a configuration, a baseline) to {"rel_l2": {panel: per lead},
     "rel_l2_se": {panel: per lead}}, the blocks of test_metrics.json for one forecast; the standard error is
-    optional and None where undefined. Leads are 1, 2, ... hours. One panel per channel (or "mean"). Labels in
-    `baselines` are drawn dashed in grey, the rest in colour with a band of +-1 standard error.
+    optional and None where undefined. Leads are 1, 2, ... hours. One panel per channel (or "mean"). Every curve has
+    a band of +-1 standard error; labels in `baselines` are drawn in grey with a line style each, the rest in colour.
     """
     if not curves:
         raise ValueError("no curves to plot")
@@ -153,11 +153,10 @@ def plot_rollout_error(
             ax.plot(leads, values, label=label, **styles[label])
             plotted_values.append(values)
             standard_error = curve.get("rel_l2_se", {}).get(name)
-            if standard_error is not None and label not in baselines:
+            if standard_error is not None:
                 standard_error = _as_floats(standard_error)
-                ax.fill_between(
-                    leads, values - standard_error, values + standard_error, color=styles[label]["color"], alpha=0.2
-                )
+                band = {"color": styles[label]["color"], "alpha": 0.1 if label in baselines else 0.2, "linewidth": 0}
+                ax.fill_between(leads, values - standard_error, values + standard_error, **band)
         if _spans_over_a_decade(np.concatenate(plotted_values)):
             ax.set_yscale("log")
         ax.set_title(name)
@@ -203,7 +202,7 @@ def plot_power_spectrum(spectra: Mapping[str, Mapping], channels: Sequence[str],
             ax.set_title(f"{label}: {channel}", fontsize="medium")
             ax.set_xlabel("degree l")
             ax.grid(alpha=0.3)
-        axes[row][0].set_ylabel("energy per degree")
+        axes[row][0].set_ylabel("energy per degree (normalised)")
     axes[0][0].legend(fontsize="x-small", ncols=2)
     return _save(fig, path)
 

@@ -132,10 +132,9 @@ class NeuralOperatorModule(LightningModule):
         state, targets = batch[:, 0], batch[:, 1:]  # (B, 3, H, W), (B, steps, 3, H, W)
         physical_targets = self.to_physical(targets)
         sums = {"count": torch.tensor(float(len(batch)), dtype=torch.float64, device=batch.device)}
+        model_forecast = self.rollout(state, targets.shape[1])
         for name, forecaster in self._test["forecasters"].items():
-            forecast = roll_out(forecaster, state, targets.shape[1])
-            if name == "model":
-                model_forecast = forecast
+            forecast = model_forecast if forecaster is self else roll_out(forecaster, state, targets.shape[1])
             errors = relative_l2(forecast, targets, self.weights)  # (B, steps, 3)
             # The channel mean per trajectory: its spread, not the channels' own, gives the mean's standard error.
             errors = torch.cat([errors, errors.mean(dim=-1, keepdim=True)], dim=-1).double()
@@ -143,7 +142,7 @@ class NeuralOperatorModule(LightningModule):
             sums[f"rel_l2_squared/{name}"] = (errors**2).sum(dim=0)
             squared = (self.to_physical(forecast) - physical_targets) ** 2
             sums[f"mse/{name}"] = area_mean(squared, self.weights).double().sum(dim=0)  # (steps, 3)
-        leads = [lead - 1 for lead in self._spectrum_leads(targets.shape[1])]
+        leads = [lead - 1 for lead in self._map_leads(targets.shape[1])]
         for kind, fields in (("target", targets), ("prediction", model_forecast)):
             spectra = angular_power_spectrum(fields[:, leads], self._test["sht"])  # (B, leads, 3, degrees)
             sums[f"spectrum/{kind}"] = spectra.double().sum(dim=0)
@@ -166,7 +165,7 @@ class NeuralOperatorModule(LightningModule):
             results["rel_l2"][name], results["rel_l2_se"][name] = mean.cpu(), standard_error.cpu()
             results["rmse"][name] = (sums[f"mse/{name}"] / count).sqrt().cpu()
         steps = len(results["rel_l2"]["model"])
-        leads = self._spectrum_leads(steps)
+        leads = self._map_leads(steps)
         results["power_spectrum"] = {"lead_hours": leads}
         for kind in ("target", "prediction"):
             results["power_spectrum"][kind] = (sums[f"spectrum/{kind}"] / count).cpu()  # (leads, 3, degrees)
@@ -182,7 +181,7 @@ class NeuralOperatorModule(LightningModule):
                 f"test/rel_l2_se/{lead}h", results["rel_l2_se"]["model"][lead - 1, -1].float(), rank_zero_only=True
             )
 
-    def _spectrum_leads(self, steps: int) -> list[int]:
+    def _map_leads(self, steps: int) -> list[int]:
         """The map leads (hours) that the test rollout reaches."""
         return [lead for lead in self.example_leads if lead <= steps]
 

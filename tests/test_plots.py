@@ -83,7 +83,7 @@ def test_plot_rollout_error_bands_for_models_grey_baselines(tmp_path):
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert list(lines) == ["sfno", "persistence", "linear"]
     assert lines["persistence"].get_linestyle() == "--" and lines["linear"].get_linestyle() == ":"
-    assert len(ax.collections) == 1, "one standard-error band: the model's"
+    assert len(ax.collections) == 2, "standard-error bands of the model and persistence; linear has none"
     band = ax.collections[0].get_paths()[0].vertices
     assert np.isclose(band[:, 1].max(), 0.06)  # 0.05 + 0.01 at 2 h; the undefined SE at 3 h leaves a gap
     assert ax.get_yscale() == "log"  # 0.01 to 0.4 spans more than a decade
