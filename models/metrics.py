@@ -56,6 +56,22 @@ def mean_and_standard_error(
     return mean, (variance / count).sqrt()
 
 
+# Spherical-harmonic degrees (0 to n - 1) whose coefficients a grid of nlat rows gives exactly for fields in that
+# band: Gauss rules integrate the product of two degree-l harmonics for l < nlat (Lobatto l < nlat - 1); on 32
+# equiangular rows (Clenshaw-Curtis) a transform round trip was exact to l = 16, 2e-5 off at 17 and 0.13 at 32.
+_RESOLVED_DEGREES = {
+    "equiangular": lambda nlat: nlat // 2 + 1,
+    "legendre-gauss": lambda nlat: nlat,
+    "lobatto": lambda nlat: nlat - 1,
+}
+
+
+def spectrum_transform(nlat: int, nlon: int, grid: str = "equiangular") -> RealSHT:
+    """The transform for `angular_power_spectrum`, cut at the degrees the grid resolves: beyond them a band-limited
+    truth shows spurious energy of quadrature errors."""
+    return RealSHT(nlat, nlon, lmax=_RESOLVED_DEGREES[grid](nlat), grid=grid)
+
+
 def angular_power_spectrum(fields: torch.Tensor, sht: RealSHT) -> torch.Tensor:
     """Energy per spherical-harmonic degree l: (..., nlat, nlon) -> (..., lmax).
 

@@ -5,7 +5,6 @@ from collections.abc import Callable, Sequence
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
-from torch_harmonics import RealSHT
 
 from models.metrics import (
     angular_power_spectrum,
@@ -13,6 +12,7 @@ from models.metrics import (
     area_weights,
     mean_and_standard_error,
     relative_l2,
+    spectrum_transform,
     squared_l2_loss,
 )
 
@@ -119,7 +119,7 @@ class NeuralOperatorModule(LightningModule):
         baselines = getattr(datamodule, "baselines", None) or {"persistence": nn.Identity()}
         self._test: dict = {
             "forecasters": {"model": self, **{name: stepper.to(self.device) for name, stepper in baselines.items()}},
-            "sht": RealSHT(self.hparams.nlat, self.hparams.nlon, grid=self.hparams.grid).to(self.device),
+            "sht": spectrum_transform(self.hparams.nlat, self.hparams.nlon, self.hparams.grid).to(self.device),
             "sums": {},
             "example": None,
         }

@@ -11,7 +11,15 @@ from torch_harmonics import InverseRealSHT, RealSHT
 from torch_harmonics.quadrature import clenshaw_curtiss_weights
 
 from models import NeuralOperatorModule
-from models.metrics import angular_power_spectrum, area_mean, area_weights, relative_l2, rmse, squared_l2_loss
+from models.metrics import (
+    angular_power_spectrum,
+    area_mean,
+    area_weights,
+    relative_l2,
+    rmse,
+    spectrum_transform,
+    squared_l2_loss,
+)
 
 NLAT, NLON = 32, 64
 
@@ -173,8 +181,8 @@ def test_test_stage_keeps_power_spectra_and_the_whole_example_rollout(tested_mod
     results = module.test_results
     spectrum = results["power_spectrum"]
     assert spectrum["lead_hours"] == [2]
-    assert spectrum["target"].shape == spectrum["prediction"].shape == (1, 3, NLAT)  # leads, channels, degrees
-    sht = RealSHT(NLAT, NLON)
+    assert spectrum["target"].shape == spectrum["prediction"].shape == (1, 3, 17)  # leads, channels, degrees 0-16
+    sht = spectrum_transform(NLAT, NLON)
     expected = angular_power_spectrum(trajectories[:, 2], sht).double().mean(dim=0)
     torch.testing.assert_close(spectrum["target"][0], expected, rtol=1e-5, atol=1e-9)
     example = results["example"]
@@ -183,10 +191,10 @@ def test_test_stage_keeps_power_spectra_and_the_whole_example_rollout(tested_mod
 
 
 def test_power_spectrum_of_a_single_harmonic_sits_at_its_degree():
-    sht = RealSHT(NLAT, NLON)
+    sht = spectrum_transform(NLAT, NLON)
     synthesis = InverseRealSHT(NLAT, NLON, lmax=sht.lmax, mmax=sht.mmax)
     weights = area_weights(NLAT, NLON)
-    for degree, order in [(0, 0), (3, 0), (5, 2), (12, 7)]:
+    for degree, order in [(0, 0), (3, 0), (5, 2), (12, 7), (16, 16)]:
         coefficients = torch.zeros(sht.lmax, sht.mmax, dtype=torch.complex64)
         coefficients[degree, order] = 1.0
         field = synthesis(coefficients)
@@ -195,3 +203,16 @@ def test_power_spectrum_of_a_single_harmonic_sits_at_its_degree():
         assert spectrum[degree] / spectrum.sum() > 0.9999
         # Area-correct: the energy over all degrees is the area mean of the field's square.
         assert math.isclose(spectrum.sum().item(), area_mean(field**2, weights).item(), rel_tol=1e-4)
+
+
+def test_power_spectrum_of_band_limited_data_is_clean_to_the_last_degree():
+    """Beyond the resolved degrees the transform's quadrature errors would show as energy the truth does not have."""
+    full = RealSHT(NLAT, NLON)
+    coefficients = torch.zeros(3, full.lmax, full.mmax, dtype=torch.complex128)
+    coefficients[:, :11, :11] = torch.randn(3, 11, 11, dtype=torch.complex128).tril()  # the solver's band, l < 11
+    coefficients[:, :, 0] = coefficients[:, :, 0].real
+    field = InverseRealSHT(NLAT, NLON, lmax=full.lmax, mmax=full.mmax).double()(coefficients)
+    resolved = angular_power_spectrum(field, spectrum_transform(NLAT, NLON).double())
+    assert resolved[:, 11:].max() < 1e-12 * resolved.max()
+    spurious = angular_power_spectrum(field, full.double())
+    assert spurious[:, 11:].max() > 1e-9 * spurious.max(), "the full transform shows spurious energy there"
