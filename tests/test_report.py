@@ -173,6 +173,24 @@ def test_compact_table_has_baselines_as_rows_and_channels_below(tmp_path):
     assert (tmp_path / "rollout_comparison.png").stat().st_size > 0
 
 
+def test_baselines_of_different_data_get_a_row_per_job(tmp_path):
+    make_job(tmp_path, 0, ["data.amplitude=1"], scale=0.01)
+    other_data = make_job(tmp_path, 1, ["data.amplitude=10"], scale=0.01)
+    metrics = json.loads((other_data / "test_metrics.json").read_text())
+    metrics["rel_l2"]["linear"] = dict.fromkeys(NAMES, [0.02 * lead for lead in LEADS])
+    (other_data / "test_metrics.json").write_text(json.dumps(metrics))
+    same_data = make_job(tmp_path, 2, ["data.amplitude=1"], scale=0.02)
+    metrics = json.loads((same_data / "test_metrics.json").read_text())
+    metrics["rel_l2"]["linear"]["mean"][0] *= 1 + 1e-9  # another device's last bits
+    (same_data / "test_metrics.json").write_text(json.dumps(metrics))
+
+    summary = write_comparison(tmp_path).read_text().split("## ")[0]
+
+    assert "| persistence | baseline |" in summary
+    assert "| linear (#0, #2) | baseline |  |  | 0.002 ± 0.001 |" in summary
+    assert "| linear (#1) | baseline |  |  | 0.02 ± 0.001 |" in summary
+
+
 def test_comparison_csv_stays_machine_readable(tmp_path):
     make_job(tmp_path, 0, ["model=sfno", "seed=0"], scale=0.01)
     make_job(tmp_path, 1, ["model=sfno", "seed=1"], scale=0.02)
