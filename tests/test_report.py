@@ -20,8 +20,9 @@ BASELINES = {
 }
 
 
-def make_job(sweep_dir, number, overrides, scale=None, standard_error=0.001, error=None):
-    """A job folder named as Hydra names it; with `scale` its model error grows as scale * lead hour."""
+def make_job(sweep_dir, number, overrides, scale=None, standard_error=0.001, error=None, edit=None):
+    """A job folder named as Hydra names it; with `scale` its model error grows as scale * lead hour, and `edit`
+    changes its metrics in place before they are written."""
     job_dir = sweep_dir / "_".join([str(number), "sfno32x64", *overrides])
     (job_dir / ".hydra").mkdir(parents=True)
     if error is not None:
@@ -53,6 +54,8 @@ def make_job(sweep_dir, number, overrides, scale=None, standard_error=0.001, err
             "prediction": dict.fromkeys(CHANNELS, [[1.0, 0.2, 0.05]] * 2),
         },
     }
+    if edit is not None:
+        edit(metrics)
     (job_dir / "test_metrics.json").write_text(json.dumps(metrics))
     return job_dir
 
@@ -134,10 +137,14 @@ def test_comparison_report_groups_seeds_and_says_what_is_significant(tmp_path):
 
 def test_comparison_report_significant_win_and_first_leads_worse(tmp_path):
     make_job(tmp_path, 0, ["model=sfno"], scale=0.001, standard_error=0.0001)
-    fno = make_job(tmp_path, 1, ["model=fno"], scale=0.003, standard_error=0.0001)
-    metrics = json.loads((fno / "test_metrics.json").read_text())
-    metrics["first_lead_worse_than"]["linear"]["vorticity"] = 3
-    (fno / "test_metrics.json").write_text(json.dumps(metrics))
+    make_job(
+        tmp_path,
+        1,
+        ["model=fno"],
+        scale=0.003,
+        standard_error=0.0001,
+        edit=lambda metrics: metrics["first_lead_worse_than"]["linear"].update(vorticity=3),
+    )
 
     markdown = write_comparison(tmp_path).read_text()
 
@@ -151,10 +158,15 @@ def test_comparison_report_significant_win_and_first_leads_worse(tmp_path):
     assert "| #1 model=fno | never | never | +1 h (vorticity +3 h) |" in markdown
 
 
+def small_sweep(sweep_dir):
+    """Two models, one of whose seeds failed."""
+    make_job(sweep_dir, 0, ["model=sfno", "seed=0"], scale=0.01)
+    make_job(sweep_dir, 1, ["model=fno", "seed=0"], scale=0.04)
+    make_job(sweep_dir, 2, ["model=fno", "seed=1"], error="NaN loss")
+
+
 def test_compact_table_has_baselines_as_rows_and_channels_below(tmp_path):
-    make_job(tmp_path, 0, ["model=sfno", "seed=0"], scale=0.01)
-    make_job(tmp_path, 1, ["model=fno", "seed=0"], scale=0.04)
-    make_job(tmp_path, 2, ["model=fno", "seed=1"], error="NaN loss")
+    small_sweep(tmp_path)
 
     markdown = write_comparison(tmp_path).read_text()
 
@@ -175,14 +187,21 @@ def test_compact_table_has_baselines_as_rows_and_channels_below(tmp_path):
 
 def test_baselines_of_different_data_get_a_row_per_job(tmp_path):
     make_job(tmp_path, 0, ["data.amplitude=1"], scale=0.01)
-    other_data = make_job(tmp_path, 1, ["data.amplitude=10"], scale=0.01)
-    metrics = json.loads((other_data / "test_metrics.json").read_text())
-    metrics["rel_l2"]["linear"] = dict.fromkeys(NAMES, [0.02 * lead for lead in LEADS])
-    (other_data / "test_metrics.json").write_text(json.dumps(metrics))
-    same_data = make_job(tmp_path, 2, ["data.amplitude=1"], scale=0.02)
-    metrics = json.loads((same_data / "test_metrics.json").read_text())
-    metrics["rel_l2"]["linear"]["mean"][0] *= 1 + 1e-9  # another device's last bits
-    (same_data / "test_metrics.json").write_text(json.dumps(metrics))
+    linear = BASELINES["linear"]
+    make_job(
+        tmp_path,
+        1,
+        ["data.amplitude=10"],
+        scale=0.01,
+        edit=lambda metrics: metrics["rel_l2"]["linear"].update(mean=[10 * value for value in linear]),
+    )
+    make_job(  # the same data on another device: the last bits differ
+        tmp_path,
+        2,
+        ["data.amplitude=1"],
+        scale=0.02,
+        edit=lambda metrics: metrics["rel_l2"]["linear"].update(mean=[value * (1 + 1e-9) for value in linear]),
+    )
 
     summary = write_comparison(tmp_path).read_text().split("## ")[0]
 
@@ -192,9 +211,7 @@ def test_baselines_of_different_data_get_a_row_per_job(tmp_path):
 
 
 def test_comparison_csv_stays_machine_readable(tmp_path):
-    make_job(tmp_path, 0, ["model=sfno", "seed=0"], scale=0.01)
-    make_job(tmp_path, 1, ["model=sfno", "seed=1"], scale=0.02)
-    make_job(tmp_path, 2, ["model=fno", "seed=0"], error="NaN loss")
+    small_sweep(tmp_path)
 
     write_comparison(tmp_path)
 
@@ -209,7 +226,8 @@ def test_comparison_csv_stays_machine_readable(tmp_path):
         "completed",
     ]
     first = rows[0]
-    assert first["label"] == "#0 seed=0" and first["configuration"] == "sfno" and first["job"].startswith("0_")
+    assert first["label"] == "#0 model=sfno" and first["configuration"] == "model=sfno"
+    assert first["job"] == "0_sfno32x64_model=sfno_seed=0"
     assert float(first["rel_l2_vorticity_1h"]) == 0.01
     assert float(first["rel_l2_se_mean_20h"]) == 0.001
     assert float(first["rel_l2_mean_20h"]) == 0.2
@@ -220,15 +238,13 @@ def test_comparison_csv_stays_machine_readable(tmp_path):
 
 
 def test_write_comparison_leaves_out_leads_beyond_the_rollout(tmp_path):
-    job_dir = make_job(tmp_path, 0, ["model=sfno"], scale=0.01)
-    metrics_path = job_dir / "test_metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    metrics["lead_hours"] = LEADS[:8]
-    for block in ("rel_l2", "rel_l2_se"):
-        metrics[block] = {
-            kind: {name: per_lead[:8] for name, per_lead in by_name.items()} for kind, by_name in metrics[block].items()
-        }
-    metrics_path.write_text(json.dumps(metrics))
+    def eight_hours(metrics):
+        metrics["lead_hours"] = LEADS[:8]
+        for block in ("rel_l2", "rel_l2_se"):
+            for by_name in metrics[block].values():
+                by_name.update({name: per_lead[:8] for name, per_lead in by_name.items()})
+
+    make_job(tmp_path, 0, ["model=sfno"], scale=0.01, edit=eight_hours)
 
     write_comparison(tmp_path)
 
