@@ -25,7 +25,7 @@ ERROR_FILE = "error.txt"
 REPORT_LEAD_HOURS = (1, 5, 10, 20, 50, 100)  # rollout leads tabulated; those no job reached are left out
 MODEL = "model"  # test_metrics.json's name of the trained network's forecast; the others are baselines
 SEED_KEY = "seed"  # jobs that differ only in this override are one configuration
-CONFIDENCE, Z_95 = 0.95, 1.96  # intervals of mean +- Z_95 standard errors decide "significant"
+CONFIDENCE = 0.95  # two-sided intervals of mean +- t standard errors (Student's t) decide "significant"
 
 
 def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -116,10 +116,11 @@ def label_jobs(jobs: list[dict[str, Any]]) -> None:
 def group_configurations(completed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The completed jobs grouped into configurations: jobs whose overrides differ only in `seed`.
 
-    Each configuration: {"label", "jobs", "model", "rel_l2", "rel_l2_se", "rel_l2_sd"}, the last three
+    Each configuration: {"label", "jobs", "model", "samples", "rel_l2", "rel_l2_se", "rel_l2_sd"}, the last three
     {name: per lead} over the leads every job reached. With several seeds, rel_l2 is the mean over seeds,
-    rel_l2_sd their standard deviation and rel_l2_se the standard error across seeds; with one, the job's own
-    values and standard error over test trajectories (no spread across seeds: None).
+    rel_l2_sd their standard deviation, rel_l2_se the standard error across seeds and "samples" the number of
+    seeds; with one, the job's own values, its standard error over test trajectories and their number (no spread
+    across seeds: {}).
     """
     differing = [key for key in _differing_keys(completed) if key != SEED_KEY]
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -142,11 +143,12 @@ def group_configurations(completed: list[dict[str, Any]]) -> list[dict[str, Any]
     return configurations
 
 
-def _across_seeds(members: list[dict[str, Any]]) -> dict[str, dict[str, list[float | None]]]:
+def _across_seeds(members: list[dict[str, Any]]) -> dict[str, Any]:
     model_curves = [job["metrics"]["rel_l2"][MODEL] for job in members]
     if len(members) == 1:
-        return _model_curves(members[0]["metrics"]) | {"rel_l2_sd": {}}
-    stats: dict[str, dict[str, list[float | None]]] = {"rel_l2": {}, "rel_l2_se": {}, "rel_l2_sd": {}}
+        samples = members[0]["metrics"].get("num_trajectories")
+        return _model_curves(members[0]["metrics"]) | {"rel_l2_sd": {}, "samples": samples}
+    stats: dict[str, Any] = {"rel_l2": {}, "rel_l2_se": {}, "rel_l2_sd": {}, "samples": len(members)}
     for name in [name for name in model_curves[0] if all(name in curves for curves in model_curves)]:
         steps = min(len(curves[name]) for curves in model_curves)
         values = np.array([curves[name][:steps] for curves in model_curves], dtype=float)  # (seeds, steps)
@@ -220,7 +222,7 @@ def _baseline_rows(completed: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "baseline": baseline,
                     "rel_l2": curves,
                     "rel_l2_se": metrics.get("rel_l2_se", {}).get(baseline, {}),
-                    "num_trajectories": metrics.get("num_trajectories"),
+                    "samples": metrics.get("num_trajectories"),
                     "jobs": [],
                 },
             )
@@ -327,7 +329,8 @@ def _winner_section(configurations: list[dict[str, Any]], baselines: list[dict[s
         "## Who wins",
         "",
         f"Per lead, the configuration with the lowest mean error; a difference is significant where the "
-        f"{CONFIDENCE:.0%} intervals (mean ± {Z_95} standard errors) do not overlap.",
+        f"{CONFIDENCE:.0%} intervals do not overlap: mean ± t standard errors, with Student's t for the number of "
+        "seeds (or of test trajectories, for a configuration of one job) less one degree of freedom.",
         "",
     ]
     return "\n".join(lines + [_lead_winner(configurations, baselines, lead) for lead in leads])
@@ -360,13 +363,19 @@ def _lead_winner(configurations: list[dict[str, Any]], baselines: list[dict[str,
 
 
 def _overlap(first: dict[str, Any], second: dict[str, Any], lead: int) -> bool:
-    """Whether the 95% intervals overlap at a lead; without a standard error nothing is shown to differ."""
+    """Whether the confidence intervals overlap at a lead; without a standard error nothing is shown to differ.
+
+    Student's t, not the normal 1.96: across three seeds the 95% interval is 4.3 standard errors wide each way.
+    """
+    from scipy.stats import t  # here: loading the callback at sweep start stays cheap
+
     intervals = []
     for source in (first, second):
         mean, standard_error = _value(source["rel_l2"], "mean", lead), _value(source.get("rel_l2_se", {}), "mean", lead)
-        if standard_error is None:
+        if standard_error is None or (source.get("samples") or 0) < 2:
             return True
-        intervals.append((mean - Z_95 * standard_error, mean + Z_95 * standard_error))
+        half_width = t.ppf((1 + CONFIDENCE) / 2, source["samples"] - 1) * standard_error
+        intervals.append((mean - half_width, mean + half_width))
     (low_a, high_a), (low_b, high_b) = intervals
     return low_a <= high_b and low_b <= high_a
 
@@ -453,7 +462,7 @@ def _csv_row(
             "forecast": source["baseline"],
             "label": source["label"],
             "status": "completed",
-            "num_trajectories": source["num_trajectories"],
+            "num_trajectories": source["samples"],
         }
         curves = source
     else:

@@ -135,6 +135,21 @@ def test_comparison_report_groups_seeds_and_says_what_is_significant(tmp_path):
     )
 
 
+def test_significance_across_few_seeds_uses_students_t(tmp_path):
+    """Means 0.011 and 0.0145 at 1 h, each +- 0.00058 over three seeds: the normal 1.96 would call the difference
+    significant, Student's t with two degrees of freedom (4.3) does not."""
+    for number in range(6):
+        model, seed = ("sfno", "fno")[number // 3], number % 3
+        scale = (0.010 if model == "sfno" else 0.0135) + 0.001 * seed
+        make_job(tmp_path, number, [f"model={model}", f"seed={seed}"], scale=scale)
+
+    markdown = write_comparison(tmp_path).read_text()
+
+    assert (
+        "- **+1 h**: lowest `model=sfno` 0.011 ± 0.00058, then `model=fno` 0.0145 ± 0.00058: difference not" in markdown
+    )
+
+
 def test_comparison_report_significant_win_and_first_leads_worse(tmp_path):
     make_job(tmp_path, 0, ["model=sfno"], scale=0.001, standard_error=0.0001)
     make_job(
