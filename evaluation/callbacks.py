@@ -8,11 +8,13 @@ from lightning.pytorch.loggers import WandbLogger
 
 
 def log_images(trainer: Trainer, images: dict[str, Path]) -> None:
-    """Send PNGs to every W&B logger of the run (none in debug runs)."""
+    """Send pictures to every W&B logger of the run (none in debug runs): PNGs as images, GIFs (the rollout
+    animation) as videos, which W&B plays."""
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             for key, path in images.items():
-                logger.log_image(key=key, images=[str(path)], step=trainer.global_step)
+                log = logger.log_video if Path(path).suffix == ".gif" else logger.log_image
+                log(key, [str(path)], step=trainer.global_step)
 
 
 class ValidationMaps(Callback):

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-ChannelCurves = Mapping[str, Sequence[float]]  # channel name (or "mean") -> rel_l2 per lead
-# "model" and "persistence": mean rel_l2 per lead, or ChannelCurves; optional "lead_hours" (default 1, 2, ...)
-RolloutCurves = Mapping[str, Sequence[float] | ChannelCurves]
+ChannelCurves = Mapping[str, Sequence[float | None]]  # channel name (or "mean") -> value per lead
+
+BASELINE_LINESTYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 
 MAP_KINDS = ("target", "prediction", "error")
 # Meridians every 60 and parallels every 30 degrees, in radians: (lines, points, lon/lat).
@@ -45,90 +46,117 @@ def plot_maps(
             f"target {target.shape} and prediction {prediction.shape} must both be "
             f"(leads={len(lead_hours)}, channels={len(channels)}, nlat, nlon)"
         )
-    num_leads, num_channels, nlat, nlon = target.shape
+    num_leads, _, nlat, nlon = target.shape
     lon_order, lon_edges, lat_edges = _mollweide_grid(nlat, nlon)
-    num_rows = num_leads * num_channels
-    # A fixed layout: matplotlib's constrained layout measures every tick of every map and took most of the time.
-    fig = Figure(figsize=(12, 2.7 * num_rows))
-    fig.subplots_adjust(left=0.01, right=0.84, bottom=0.2 / num_rows, top=1 - 0.25 / num_rows, wspace=0.04, hspace=0.3)
+    layout = _PanelLayout(width=12, rows_per_block=num_leads, blocks=len(channels))
+    fig = Figure(figsize=(layout.width, layout.height))
     for channel_index, channel in enumerate(channels):
-        fields = {"target": target[:, channel_index], "prediction": prediction[:, channel_index]}  # (leads, nlat, nlon)
-        fields["error"] = fields["prediction"] - fields["target"]
-        low = min(fields["target"].min(), fields["prediction"].min())
-        high = max(fields["target"].max(), fields["prediction"].max())
-        error_limit = float(np.abs(fields["error"]).max()) or 1.0  # a zero error would give an empty colour range
-        limits = {"target": (low, high), "prediction": (low, high), "error": (-error_limit, error_limit)}
-        rows = []
-        meshes = {}  # the last mesh of each kind: any serves a colour bar since limits are shared
+        fields = _map_fields(target[:, channel_index], prediction[:, channel_index])  # kind -> (leads, nlat, nlon)
+        meshes = {}  # one mesh of each kind: any serves a colour bar since limits are shared
         for lead_index, lead in enumerate(lead_hours):
-            row = channel_index * num_leads + lead_index
             for column, kind in enumerate(MAP_KINDS):
-                ax = fig.add_subplot(
-                    num_rows, len(MAP_KINDS), row * len(MAP_KINDS) + column + 1, projection="mollweide"
-                )
+                ax = fig.add_axes(layout.panel(channel_index, lead_index, column), projection="mollweide")
                 meshes[kind] = ax.pcolormesh(
                     lon_edges,
                     lat_edges,
                     fields[kind][lead_index][::-1, lon_order],  # (nlat, nlon + 1), south to north, -pi to pi
-                    cmap="RdBu_r" if kind == "error" else "viridis",
-                    vmin=limits[kind][0],
-                    vmax=limits[kind][1],
+                    **fields["style"][kind],
                 )
                 ax.set_title(f"{channel} +{lead:g} h: {kind}", fontsize="medium")
                 # A coarse graticule as one line collection: grid lines drawn as ticks cost more than the map.
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.add_collection(LineCollection(GRATICULE, colors="black", linewidths=0.5, alpha=0.3), autolim=False)
-            rows.append(ax.get_position())
-        # Per channel, beside its rows: the error's colour bar, then the one target and prediction share.
-        bottom, top = rows[-1].y0, rows[0].y1
-        for left, kind, label in ((0.855, "error", "error"), (0.925, "target", "target, prediction")):
-            colorbar = fig.colorbar(meshes[kind], cax=fig.add_axes((left, bottom, 0.012, top - bottom)))
-            colorbar.set_label(f"{channel}: {label}")
+        layout.colour_bars(fig, channel_index, channel, meshes)
     return _save(fig, path)
 
 
-def plot_rollout_error(curves: Mapping[str, RolloutCurves], path: str | Path, title: str) -> Figure:
-    """Error against lead time, to see how fast each model drifts and from when it falls behind persistence.
+def animate_rollout(
+    target: np.ndarray, prediction: np.ndarray, channels: Sequence[str], path: str | Path, fps: int = 4
+) -> Path:
+    """A GIF of truth, prediction and error over a whole test rollout, one frame per lead hour, to see in seconds
+    when and where a rollout goes wrong.
 
-    `curves` maps a label (run or job) to {"model": ..., "persistence": ..., "lead_hours": optional}, where model and
-    persistence are either the mean rel_l2 per lead or the per-channel mapping of test_metrics.json's "rel_l2"
-    block; the latter gives one subplot per channel. Each distinct persistence curve is drawn once: persistence is
-    the same for every model trained on the same data.
+    target, prediction: (steps, channels, nlat, nlon) of one trajectory, latitude from north to south. Colour
+    limits are fixed over the rollout per channel (shared by truth and prediction; symmetric for the error), so
+    growth and decay show. Plain latitude-longitude panels: a frame draws in a fraction of a Mollweide map's time.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    if prediction.shape != target.shape or target.shape[1] != len(channels):
+        raise ValueError(
+            f"target {target.shape} and prediction {prediction.shape} must both be (steps, "
+            f"channels={len(channels)}, nlat, nlon)"
+        )
+    layout = _PanelLayout(width=10, rows_per_block=1, blocks=len(channels), top=0.45)
+    fig = Figure(figsize=(layout.width, layout.height))
+    images = []  # (image, kind, field of every lead)
+    for channel_index, channel in enumerate(channels):
+        fields = _map_fields(target[:, channel_index], prediction[:, channel_index])
+        meshes = {}
+        for column, kind in enumerate(MAP_KINDS):
+            ax = fig.add_axes(layout.panel(channel_index, 0, column))
+            meshes[kind] = ax.imshow(
+                fields[kind][0],
+                extent=(0, 360, -90, 90),
+                aspect="auto",
+                interpolation="nearest",
+                **fields["style"][kind],
+            )
+            ax.set_title(f"{channel}: {kind}", fontsize="medium")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            images.append((meshes[kind], fields[kind]))
+        layout.colour_bars(fig, channel_index, channel, meshes)
+    title = fig.suptitle("")
+
+    def draw(step: int) -> list:
+        for image, field in images:
+            image.set_data(field[step])
+        title.set_text(f"+{step + 1} h")
+        return [image for image, _ in images]
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FuncAnimation(fig, draw, frames=len(target), blit=False).save(path, writer=PillowWriter(fps=fps), dpi=70)
+    return path
+
+
+def plot_rollout_error(
+    curves: Mapping[str, Mapping[str, ChannelCurves]],
+    path: str | Path,
+    title: str,
+    baselines: Sequence[str] = (),
+) -> Figure:
+    """Error against lead time with standard-error bands, to see how fast each model drifts and from when it falls
+    behind a baseline.
+
+    `curves` maps a label (a run's model, a configuration, a baseline) to {"rel_l2": {panel: per lead},
+    "rel_l2_se": {panel: per lead}}, the blocks of test_metrics.json for one forecast; the standard error is
+    optional and None where undefined. Leads are 1, 2, ... hours. One panel per channel (or "mean"). Every curve has
+    a band of +-1 standard error; labels in `baselines` are drawn in grey with a line style each, the rest in colour.
     """
     if not curves:
         raise ValueError("no curves to plot")
-    by_label = {
-        label: (_by_channel(curve["model"]), _by_channel(curve["persistence"]), curve.get("lead_hours"))
-        for label, curve in curves.items()
-    }
-    panel_names = list(dict.fromkeys(name for model, _, _ in by_label.values() for name in model))
+    panel_names = list(dict.fromkeys(name for curve in curves.values() for name in curve["rel_l2"]))
     fig = Figure(figsize=(max(6.5, 4.5 * len(panel_names)), 4))
     _fixed_margins(fig, top_inches=0.65)  # room for the suptitle
     axes = fig.subplots(1, len(panel_names), squeeze=False)[0]
+    styles = _curve_styles(list(curves), baselines)
     for ax, name in zip(axes, panel_names, strict=True):
-        drawn_persistence: list[np.ndarray] = []  # (2, leads): lead hours and values of each curve drawn
         plotted_values = []
-        for colour_index, (label, (model, persistence, lead_hours)) in enumerate(by_label.items()):
-            if name not in model:
+        for label, curve in curves.items():
+            if name not in curve["rel_l2"]:
                 continue
-            leads = np.asarray(lead_hours if lead_hours is not None else np.arange(1, len(model[name]) + 1), float)
-            colour = f"C{colour_index % 10}"
-            ax.plot(leads, model[name], color=colour, label=label)
-            plotted_values.append(model[name])
-            reference = np.stack([leads, persistence[name]])
-            if any(drawn.shape == reference.shape and np.allclose(drawn, reference) for drawn in drawn_persistence):
-                continue
-            first = not drawn_persistence
-            ax.plot(
-                leads,
-                persistence[name],
-                color="black" if first else colour,
-                linestyle="--",
-                label="persistence" if first else f"persistence ({label})",
-            )
-            drawn_persistence.append(reference)
-            plotted_values.append(persistence[name])
+            values = _as_floats(curve["rel_l2"][name])
+            leads = np.arange(1, len(values) + 1)
+            ax.plot(leads, values, label=label, **styles[label])
+            plotted_values.append(values)
+            standard_error = curve.get("rel_l2_se", {}).get(name)
+            if standard_error is not None:
+                standard_error = _as_floats(standard_error)
+                band = {"color": styles[label]["color"], "alpha": 0.1 if label in baselines else 0.2, "linewidth": 0}
+                ax.fill_between(leads, values - standard_error, values + standard_error, **band)
         if _spans_over_a_decade(np.concatenate(plotted_values)):
             ax.set_yscale("log")
         ax.set_title(name)
@@ -141,6 +169,41 @@ def plot_rollout_error(curves: Mapping[str, RolloutCurves], path: str | Path, ti
     }
     axes[0].legend(list(legend_entries.values()), list(legend_entries), fontsize="small")
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_power_spectrum(spectra: Mapping[str, Mapping], channels: Sequence[str], path: str | Path) -> Figure:
+    """Energy per spherical-harmonic degree l of prediction (solid) and truth (dashed) at a few leads: energy piling
+    up at high degrees is a rollout blowing up, energy missing there is over-smoothing.
+
+    `spectra` maps a label (a run, a sweep job) to test_metrics.json's "power_spectrum" block: {"lead_hours": [...],
+    "target": {channel: [[energy per degree] per lead]}, "prediction": likewise}. One row per label, one panel per
+    channel; log energy axes.
+    """
+    if not spectra:
+        raise ValueError("no spectra to plot")
+    rows = len(spectra)
+    fig = Figure(figsize=(4.2 * len(channels), 3.2 * rows + 0.4))
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=0.9 / width, right=1 - 0.2 / width, bottom=0.55 / height, top=1 - 0.35 / height, wspace=0.3, hspace=0.45
+    )
+    axes = fig.subplots(rows, len(channels), squeeze=False)
+    for row, (label, spectrum) in enumerate(spectra.items()):
+        for ax, channel in zip(axes[row], channels, strict=True):
+            for lead_index, lead in enumerate(spectrum["lead_hours"]):
+                colour = f"C{lead_index % 10}"
+                for kind, linestyle, name in (("prediction", "-", "prediction"), ("target", "--", "truth")):
+                    energy = _as_floats(spectrum[kind][channel][lead_index])
+                    ax.plot(
+                        np.arange(len(energy)), energy, color=colour, linestyle=linestyle, label=f"+{lead} h {name}"
+                    )
+            ax.set_yscale("log")
+            ax.set_title(f"{label}: {channel}", fontsize="medium")
+            ax.set_xlabel("degree l")
+            ax.grid(alpha=0.3)
+        axes[row][0].set_ylabel("energy per degree (normalised)")
+    axes[0][0].legend(fontsize="x-small", ncols=2)
     return _save(fig, path)
 
 
@@ -190,11 +253,74 @@ def _clipped_edges(centres: np.ndarray, limit: float) -> np.ndarray:
     return np.clip(np.append(centres - half_step, centres[-1] + half_step), -limit, limit)
 
 
-def _by_channel(values: Sequence[float] | ChannelCurves) -> dict[str, np.ndarray]:
-    """A bare sequence is the channel mean, as the sweep comparison passes it."""
-    if isinstance(values, Mapping):
-        return {name: np.asarray(per_lead, dtype=float) for name, per_lead in values.items()}
-    return {"mean": np.asarray(values, dtype=float)}
+def _as_floats(values: Sequence[float | None]) -> np.ndarray:
+    """A per-lead list as floats; None (undefined) becomes NaN, which plots as a gap."""
+    return np.array([np.nan if value is None else value for value in values], dtype=float)
+
+
+def _curve_styles(labels: Sequence[str], baselines: Sequence[str]) -> dict[str, dict]:
+    """Models in the colour cycle, baselines in grey with a line style each, so that the two never mix up."""
+    styles, models = {}, 0
+    for label in labels:
+        if label in baselines:
+            index = list(baselines).index(label)
+            styles[label] = {"color": "0.35", "linestyle": BASELINE_LINESTYLES[index % len(BASELINE_LINESTYLES)]}
+        else:
+            styles[label] = {"color": f"C{models % 10}"}
+            models += 1
+    return styles
+
+
+def _map_fields(target: np.ndarray, prediction: np.ndarray) -> dict:
+    """Target, prediction and error of one channel (leads, nlat, nlon) with their colour styles: target and
+    prediction share limits, the error's are symmetric."""
+    fields = {"target": target, "prediction": prediction, "error": prediction - target}
+    low, high = min(target.min(), prediction.min()), max(target.max(), prediction.max())
+    error_limit = float(np.abs(fields["error"]).max()) or 1.0  # a zero error would give an empty colour range
+    fields["style"] = {
+        "target": {"cmap": "viridis", "vmin": low, "vmax": high},
+        "prediction": {"cmap": "viridis", "vmin": low, "vmax": high},
+        "error": {"cmap": "RdBu_r", "vmin": -error_limit, "vmax": error_limit},
+    }
+    return fields
+
+
+class _PanelLayout:
+    """Positions, in inches turned into figure fractions, of map panels in three columns (target, prediction,
+    error): one block of rows per channel, each block followed by horizontal colour bars. Horizontal bars below
+    the maps leave their tick labels and label the full width, so that neither overlaps the other; a fixed
+    layout, as constrained layout measures every map and took most of the drawing time."""
+
+    MARGIN, GAP, TITLE, BAR_BLOCK, BAR = 0.15, 0.15, 0.35, 1.0, 0.12
+
+    def __init__(self, width: float, rows_per_block: int, blocks: int, top: float = 0.1) -> None:
+        self.width, self.rows_per_block, self.top = width, rows_per_block, top
+        self.column_width = (width - 2 * self.MARGIN - 2 * self.GAP) / len(MAP_KINDS)
+        self.map_height = self.column_width / 2  # the maps' 2:1 aspect
+        self.block_height = rows_per_block * (self.map_height + self.TITLE) + self.BAR_BLOCK
+        self.height = top + blocks * self.block_height
+
+    def _box(self, left: float, bottom: float, width: float, height: float) -> tuple[float, float, float, float]:
+        return (left / self.width, bottom / self.height, width / self.width, height / self.height)
+
+    def panel(self, block: int, row: int, column: int) -> tuple[float, float, float, float]:
+        row_top = self.height - self.top - block * self.block_height - row * (self.map_height + self.TITLE)
+        left = self.MARGIN + column * (self.column_width + self.GAP)
+        return self._box(left, row_top - self.TITLE - self.map_height, self.column_width, self.map_height)
+
+    def colour_bars(self, fig: Figure, block: int, channel: str, meshes: Mapping) -> None:
+        """Below the block: one bar under the target and prediction columns, one under the error column."""
+        bottom = self.height - self.top - (block + 1) * self.block_height + self.BAR_BLOCK - 0.2 - self.BAR
+        inset = 0.4  # the bar is narrower than its columns: end tick labels stay within them
+        spans = {"target": (0, 2, "target, prediction"), "error": (2, 3, "error")}
+        for kind, (first, last, label) in spans.items():
+            left = self.MARGIN + first * (self.column_width + self.GAP) + inset
+            width = (last - first) * (self.column_width + self.GAP) - self.GAP - 2 * inset
+            colorbar = fig.colorbar(
+                meshes[kind], cax=fig.add_axes(self._box(left, bottom, width, self.BAR)), orientation="horizontal"
+            )
+            colorbar.ax.xaxis.set_major_locator(MaxNLocator(5 if kind == "error" else 7))
+            colorbar.set_label(f"{channel}: {label}")
 
 
 def _spans_over_a_decade(values: np.ndarray) -> bool:

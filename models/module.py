@@ -1,16 +1,34 @@
 """The Lightning module that trains any neural operator as a one-hour time stepper."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
+from torch import nn
 from torchmetrics import MeanMetric
 
 from models.instantiate import instantiate
 from models.latitude import LatitudeInput
-from models.metrics import area_mean, area_weights, relative_l2, squared_l2_loss
+from models.metrics import (
+    angular_power_spectrum,
+    area_mean,
+    area_weights,
+    mean_and_standard_error,
+    relative_l2,
+    spectrum_transform,
+    squared_l2_loss,
+)
 from models.precision import spectral_in_float32
+
+
+def roll_out(step: Callable[[torch.Tensor], torch.Tensor], state: torch.Tensor, steps: int) -> torch.Tensor:
+    """Autoregressive prediction of a one-hour stepper (the model or a baseline): (batch, steps, 3, nlat, nlon)."""
+    predictions = []
+    for _ in range(steps):
+        state = step(state)
+        predictions.append(state)
+    return torch.stack(predictions, dim=1)
 
 
 class NeuralOperatorModule(LightningModule):
@@ -81,11 +99,7 @@ class NeuralOperatorModule(LightningModule):
 
     def rollout(self, state: torch.Tensor, steps: int) -> torch.Tensor:
         """Autoregressive prediction, shape (batch, steps, 3, nlat, nlon)."""
-        predictions = []
-        for _ in range(steps):
-            state = self(state)
-            predictions.append(state)
-        return torch.stack(predictions, dim=1)
+        return roll_out(self, state, steps)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         steps = self.rollout_steps if self.current_epoch >= self.rollout_start_epoch else 1
@@ -121,43 +135,77 @@ class NeuralOperatorModule(LightningModule):
         self.log("val/rel_l2_persistence", persistence_error.mean(), batch_size=size, sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
-        self._test_sums: dict[str, torch.Tensor] = {}
-        self._test_example: tuple[torch.Tensor, torch.Tensor] | None = None
+        # The data module's baselines (one-hour steppers on normalised states); a loader without a data module is
+        # compared with persistence only. Held in a plain dict: they never enter this module's checkpoints.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        baselines = getattr(datamodule, "baselines", None) or {"persistence": nn.Identity()}
+        self._test: dict = {
+            "forecasters": {"model": self, **{name: stepper.to(self.device) for name, stepper in baselines.items()}},
+            "sht": spectrum_transform(self.hparams.nlat, self.hparams.nlon, self.hparams.grid).to(self.device),
+            "sums": {},
+            "example": None,
+        }
 
     def test_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        """Roll out over the test trajectories; accumulate errors per lead time and channel."""
+        """Roll the model and every baseline out from the same initial states; accumulate, per lead time and
+        channel, sums of each trajectory's error and of its square (for standard errors over trajectories) and
+        the power spectra of the model's prediction and the truth at the map leads."""
         batch = batch[:, : self.test_rollout_steps + 1]
         state, targets = batch[:, 0], batch[:, 1:]  # (B, 3, H, W), (B, steps, 3, H, W)
-        forecasts = {"model": self.rollout(state, targets.shape[1]), "persistence": state[:, None].expand_as(targets)}
         physical_targets = self.to_physical(targets)
-        sums = {"count": torch.tensor(float(len(batch)), device=batch.device)}
-        for name, forecast in forecasts.items():
-            sums[f"rel_l2/{name}"] = relative_l2(forecast, targets, self.weights).sum(dim=0)  # (steps, 3)
+        sums = {"count": torch.tensor(float(len(batch)), dtype=torch.float64, device=batch.device)}
+        model_forecast = self.rollout(state, targets.shape[1])
+        for name, forecaster in self._test["forecasters"].items():
+            forecast = model_forecast if forecaster is self else roll_out(forecaster, state, targets.shape[1])
+            errors = relative_l2(forecast, targets, self.weights)  # (B, steps, 3)
+            # The channel mean per trajectory: its spread, not the channels' own, gives the mean's standard error.
+            errors = torch.cat([errors, errors.mean(dim=-1, keepdim=True)], dim=-1).double()
+            sums[f"rel_l2/{name}"] = errors.sum(dim=0)  # (steps, 3 + 1)
+            sums[f"rel_l2_squared/{name}"] = (errors**2).sum(dim=0)
             squared = (self.to_physical(forecast) - physical_targets) ** 2
-            sums[f"mse/{name}"] = area_mean(squared, self.weights).sum(dim=0)  # (steps, 3)
+            sums[f"mse/{name}"] = area_mean(squared, self.weights).double().sum(dim=0)  # (steps, 3)
+        leads = [lead - 1 for lead in self._map_leads(targets.shape[1])]
+        for kind, fields in (("target", targets), ("prediction", model_forecast)):
+            spectra = angular_power_spectrum(fields[:, leads], self._test["sht"])  # (B, leads, 3, degrees)
+            sums[f"spectrum/{kind}"] = spectra.double().sum(dim=0)
         for key, value in sums.items():
-            self._test_sums[key] = self._test_sums.get(key, 0) + value
-        if self._test_example is None:
-            self._test_example = (physical_targets[0].cpu(), self.to_physical(forecasts["model"][0]).cpu())
+            self._test["sums"][key] = self._test["sums"].get(key, 0) + value
+        if self._test["example"] is None:  # the whole rollout of one trajectory, for the maps and the animation
+            self._test["example"] = (physical_targets[0].cpu(), self.to_physical(model_forecast[0]).cpu())
 
     def on_test_epoch_end(self) -> None:
-        """Per-lead errors over all test trajectories (all ranks), kept in ``test_results``."""
-        sums = {key: self.trainer.strategy.reduce(value, reduce_op="sum") for key, value in self._test_sums.items()}
+        """Per-lead means and standard errors over all test trajectories (all ranks), kept in ``test_results``:
+        rel_l2 and rel_l2_se (steps, channels + 1; the last column is the channel mean), rmse (steps, channels),
+        per forecast ("model", then the baselines); the power spectra at the map leads; one example rollout."""
+        sums = {key: self.trainer.strategy.reduce(value, reduce_op="sum") for key, value in self._test["sums"].items()}
         count = sums.pop("count")
-        results = {"rel_l2": {}, "rmse": {}}
-        for name in ("model", "persistence"):
-            results["rel_l2"][name] = (sums[f"rel_l2/{name}"] / count).cpu()  # (steps, 3)
+        results = {"num_trajectories": int(count), "rel_l2": {}, "rel_l2_se": {}, "rmse": {}}
+        for name in self._test["forecasters"]:
+            mean, standard_error = mean_and_standard_error(
+                sums[f"rel_l2/{name}"], sums[f"rel_l2_squared/{name}"], count
+            )
+            results["rel_l2"][name], results["rel_l2_se"][name] = mean.cpu(), standard_error.cpu()
             results["rmse"][name] = (sums[f"mse/{name}"] / count).sqrt().cpu()
         steps = len(results["rel_l2"]["model"])
-        leads = [lead for lead in self.example_leads if lead <= steps]
-        targets, predictions = self._test_example
-        results["example"] = {"lead_hours": leads, "target": targets[[lead - 1 for lead in leads]]}
-        results["example"]["prediction"] = predictions[[lead - 1 for lead in leads]]
+        leads = self._map_leads(steps)
+        results["power_spectrum"] = {"lead_hours": leads}
+        for kind in ("target", "prediction"):
+            results["power_spectrum"][kind] = (sums[f"spectrum/{kind}"] / count).cpu()  # (leads, 3, degrees)
+        targets, predictions = self._test["example"]
+        results["example"] = {"lead_hours": leads, "target": targets, "prediction": predictions}
         self.test_results = results
+        self._test = {}
         for lead in leads:
-            self.log(f"test/rel_l2/{lead}h", results["rel_l2"]["model"][lead - 1].mean(), rank_zero_only=True)
-            persistence = results["rel_l2"]["persistence"][lead - 1].mean()
-            self.log(f"test/rel_l2_persistence/{lead}h", persistence, rank_zero_only=True)
+            for name, errors in results["rel_l2"].items():
+                key = "test/rel_l2" if name == "model" else f"test/rel_l2_{name}"
+                self.log(f"{key}/{lead}h", errors[lead - 1, -1].float(), rank_zero_only=True)
+            self.log(
+                f"test/rel_l2_se/{lead}h", results["rel_l2_se"]["model"][lead - 1, -1].float(), rank_zero_only=True
+            )
+
+    def _map_leads(self, steps: int) -> list[int]:
+        """The map leads (hours) that the test rollout reaches."""
+        return [lead for lead in self.example_leads if lead <= steps]
 
     def to_physical(self, states: torch.Tensor) -> torch.Tensor:
         return states * self.std + self.mean

@@ -1,6 +1,7 @@
 """DDP with one run folder (two CPU processes, gloo), the effective batch size across devices, and SLURM without
 Lightning's own requeue."""
 
+import json
 import os
 import signal
 import socket
@@ -47,6 +48,8 @@ def assert_one_complete_run(run: Path) -> None:
     assert wandb_runs(run)[0].name.endswith((run / "wandb_id.txt").read_text().strip())
     assert sorted(path.name for path in (run / "ckpt").iterdir()) == ["best-epoch000-step2.ckpt", "last.ckpt"]
     assert (run / "test_metrics.json").is_file() and (run / "plots" / "maps.png").is_file()
+    # Each rank tested one of the 2 test trajectories: the error sums were reduced over both.
+    assert json.loads((run / "test_metrics.json").read_text())["num_trajectories"] == 2
     checkpoint = torch.load(run / "ckpt" / "last.ckpt", weights_only=True)
     # Each rank took 2 of the 8 training examples' 4 batches: one optimizer step per batch (no accumulation).
     assert checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 2

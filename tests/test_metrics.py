@@ -2,14 +2,25 @@
 
 import math
 
+import numpy as np
+import pytest
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningDataModule, Trainer
 from torch.utils.data import DataLoader
+from torch_harmonics import InverseRealSHT, RealSHT
 from torch_harmonics.quadrature import clenshaw_curtiss_weights
 
 from data import CHANNELS
 from models import NeuralOperatorModule
-from models.metrics import area_mean, area_weights, relative_l2, rmse, squared_l2_loss
+from models.metrics import (
+    angular_power_spectrum,
+    area_mean,
+    area_weights,
+    relative_l2,
+    rmse,
+    spectrum_transform,
+    squared_l2_loss,
+)
 
 NLAT, NLON = 32, 64
 
@@ -70,8 +81,10 @@ def test_test_stage_reports_model_and_persistence_per_lead():
     trainer.test(module, dataloaders=DataLoader([batch], batch_size=None))
     results = module.test_results
     # Persistence misses by 1, 2, 3 normalised units; the model (+0.5 an hour) by 0.5, 1, 1.5; std 2 doubles RMSE.
-    assert torch.allclose(results["rmse"]["persistence"][:, 0], torch.tensor([2.0, 4.0, 6.0]))
-    assert torch.allclose(results["rmse"]["model"][:, 0], torch.tensor([1.0, 2.0, 3.0]))
+    assert torch.allclose(results["rmse"]["persistence"][:, 0], torch.tensor([2.0, 4.0, 6.0], dtype=torch.float64))
+    assert torch.allclose(results["rmse"]["model"][:, 0], torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    assert list(results["rel_l2"]) == ["model", "persistence"], "a plain loader has no data module: persistence only"
+    assert results["rel_l2"]["model"].shape == (3, 3 + 1)  # leads x (channels, mean)
     assert torch.all(results["rel_l2"]["model"] < results["rel_l2"]["persistence"])
 
 
@@ -82,3 +95,131 @@ def test_multistep_loss_averages_over_the_rollout():
     two_steps = shift_module(rollout_steps=2)
     assert math.isclose(one_step.training_step(batch, 0).item(), 0.25, rel_tol=1e-5)
     assert math.isclose(two_steps.training_step(batch, 0).item(), (0.25 + 1.0) / 2, rel_tol=1e-5)
+
+
+class Climatology(torch.nn.Module):
+    """A baseline that predicts the same state whatever the input (the data's mean state: zero, normalised)."""
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(state)
+
+
+class Damping(torch.nn.Module):
+    """A baseline with a parameter, as the fitted linear emulator has: it must stay out of the model's state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.factor = torch.nn.Parameter(torch.tensor(0.9))
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.factor * state
+
+
+class TinyData(LightningDataModule):
+    """Test trajectories and baselines, as ShallowWaterDataModule offers them."""
+
+    def __init__(self, trajectories: torch.Tensor) -> None:
+        super().__init__()
+        self.trajectories = trajectories
+        self.mean = self.std = None
+        self.baselines = {"persistence": torch.nn.Identity(), "climatology": Climatology(), "linear": Damping()}
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.trajectories, batch_size=3)  # 7 trajectories: batches of 3, 3 and 1
+
+
+def truth_trajectories(count: int = 7, steps: int = 4) -> torch.Tensor:
+    """States that decay at a rate of their own per trajectory, so that per-trajectory errors differ."""
+    generator = torch.Generator().manual_seed(0)
+    initial = torch.randn(count, 3, NLAT, NLON, generator=generator)
+    rates = torch.rand(count, 1, 1, 1, generator=generator)
+    return torch.stack([initial * (1 - 0.2 * rates) ** hour for hour in range(steps + 1)], dim=1)
+
+
+@pytest.fixture(scope="module")
+def tested_module() -> tuple[NeuralOperatorModule, torch.Tensor]:
+    """One test stage of the Shift model against three baselines, shared by the tests below."""
+    trajectories = truth_trajectories()
+    module = shift_module(test_rollout_steps=3, example_leads=[2])
+    trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.test(module, datamodule=TinyData(trajectories), verbose=False)
+    return module, trajectories
+
+
+def numpy_errors(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-trajectory area-weighted relative L2 written out in numpy: (trajectories, steps, channels)."""
+    weights = area_weights(NLAT, NLON).numpy().astype(np.float64)
+    error = ((prediction - target) ** 2 * weights).sum(axis=(-2, -1))
+    return np.sqrt(error / (target**2 * weights).sum(axis=(-2, -1)))
+
+
+def test_test_stage_standard_errors_match_a_direct_computation(tested_module):
+    module, trajectories = tested_module
+    truth = trajectories.numpy().astype(np.float64)
+    initial, targets = truth[:, :1], truth[:, 1:4]
+    hours = np.arange(1, 4).reshape(1, 3, 1, 1, 1)
+    predictions = {
+        "model": initial + 0.5 * hours,
+        "persistence": np.broadcast_to(initial, targets.shape),
+        "climatology": np.zeros_like(targets),
+        "linear": initial * 0.9**hours,
+    }
+    results = module.test_results
+    assert results["num_trajectories"] == 7
+    assert list(results["rel_l2"]) == ["model", "persistence", "climatology", "linear"]
+    for name, prediction in predictions.items():
+        errors = numpy_errors(prediction, targets)
+        # The channel mean per trajectory, then its spread: not a combination of the per-channel standard errors.
+        errors = np.concatenate([errors, errors.mean(axis=-1, keepdims=True)], axis=-1)  # (7, steps, 3 + 1)
+        expected_se = errors.std(axis=0, ddof=1) / np.sqrt(len(errors))
+        np.testing.assert_allclose(results["rel_l2"][name].numpy(), errors.mean(axis=0), rtol=1e-5, err_msg=name)
+        np.testing.assert_allclose(results["rel_l2_se"][name].numpy(), expected_se, rtol=1e-4, err_msg=name)
+    assert results["rel_l2_se"]["climatology"].abs().max() < 1e-6, "zero prediction: every trajectory's error is 1"
+
+
+def test_baselines_stay_out_of_the_checkpoint(tested_module):
+    module, _ = tested_module
+    assert not any("factor" in key for key in module.state_dict()), "the linear baseline's parameter leaked"
+    assert sum(parameter.numel() for parameter in module.parameters()) == 0  # Shift has no parameters
+
+
+def test_test_stage_keeps_power_spectra_and_the_whole_example_rollout(tested_module):
+    module, trajectories = tested_module
+    results = module.test_results
+    spectrum = results["power_spectrum"]
+    assert spectrum["lead_hours"] == [2]
+    assert spectrum["target"].shape == spectrum["prediction"].shape == (1, 3, 17)  # leads, channels, degrees 0-16
+    sht = spectrum_transform(NLAT, NLON)
+    expected = angular_power_spectrum(trajectories[:, 2], sht).double().mean(dim=0)
+    torch.testing.assert_close(spectrum["target"][0], expected, rtol=1e-5, atol=1e-9)
+    example = results["example"]
+    assert example["target"].shape == example["prediction"].shape == (3, 3, NLAT, NLON)  # every lead of the rollout
+    torch.testing.assert_close(example["target"], trajectories[0, 1:4])
+
+
+def test_power_spectrum_of_a_single_harmonic_sits_at_its_degree():
+    sht = spectrum_transform(NLAT, NLON)
+    synthesis = InverseRealSHT(NLAT, NLON, lmax=sht.lmax, mmax=sht.mmax)
+    weights = area_weights(NLAT, NLON)
+    for degree, order in [(0, 0), (3, 0), (5, 2), (12, 7), (16, 16)]:
+        coefficients = torch.zeros(sht.lmax, sht.mmax, dtype=torch.complex64)
+        coefficients[degree, order] = 1.0
+        field = synthesis(coefficients)
+        spectrum = angular_power_spectrum(field, sht)
+        assert spectrum.argmax().item() == degree
+        assert spectrum[degree] / spectrum.sum() > 0.9999
+        # Area-correct: the energy over all degrees is the area mean of the field's square.
+        assert math.isclose(spectrum.sum().item(), area_mean(field**2, weights).item(), rel_tol=1e-4)
+
+
+def test_power_spectrum_of_band_limited_data_is_clean_to_the_last_degree():
+    """Beyond the resolved degrees the transform's quadrature errors would show as energy the truth does not have."""
+    full = RealSHT(NLAT, NLON)
+    coefficients = torch.zeros(3, full.lmax, full.mmax, dtype=torch.complex128)
+    coefficients[:, :11, :11] = torch.randn(3, 11, 11, dtype=torch.complex128).tril()  # the solver's band, l < 11
+    coefficients[:, :, 0] = coefficients[:, :, 0].real
+    field = InverseRealSHT(NLAT, NLON, lmax=full.lmax, mmax=full.mmax).double()(coefficients)
+    resolved = angular_power_spectrum(field, spectrum_transform(NLAT, NLON).double())
+    assert resolved[:, 11:].max() < 1e-12 * resolved.max()
+    spurious = angular_power_spectrum(field, full.double())
+    assert spurious[:, 11:].max() > 1e-9 * spurious.max(), "the full transform shows spurious energy there"

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
-from evaluation.plots import plot_maps, plot_rollout_error, plot_training_curves
+from evaluation.plots import animate_rollout, plot_maps, plot_power_spectrum, plot_rollout_error, plot_training_curves
 
 CHANNELS = ["geopotential", "vorticity", "divergence"]
 
@@ -30,32 +32,100 @@ def test_plot_maps_rejects_mismatched_shapes(tmp_path):
         plot_maps(target, target[:1], [1, 5], CHANNELS, tmp_path / "maps.png")
 
 
-def test_plot_rollout_error_draws_shared_persistence_once(tmp_path):
-    persistence = [0.1, 0.2, 0.4]
+def drawn_tick_labels(axis):
+    """The tick labels inside the axis' range: the locator also places ticks beyond it, which are not drawn."""
+    low, high = sorted(axis.get_view_interval())
+    return [tick.label1 for tick in axis.get_major_ticks() if low <= tick.get_loc() <= high]
+
+
+def test_plot_maps_colour_bar_labels_overlap_no_tick_labels(tmp_path):
+    """Geopotential's long tick labels (1e5 and more) and vorticity's scale once pushed labels onto ticks."""
+    target = np.stack([1e5 + 300 * np.ones((8, 16)), 1e-5 * np.ones((8, 16)), np.zeros((8, 16))])[None]
+    prediction = target * 1.01
+    fig = plot_maps(target, prediction, [1], CHANNELS, tmp_path / "maps.png")
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    colour_bars = [ax for ax in fig.axes if ax.name != "mollweide"]
+    assert len(colour_bars) == 2 * len(CHANNELS)
+    axes = [axis for ax in colour_bars for axis in (ax.xaxis, ax.yaxis)]
+    labels = [axis.label.get_window_extent(renderer) for axis in axes if axis.label.get_text()]
+    assert len(labels) == len(colour_bars)
+    ticks = [
+        text.get_window_extent(renderer)
+        for axis in axes
+        for text in [*drawn_tick_labels(axis), axis.get_offset_text()]
+        if text.get_visible() and text.get_text()
+    ]
+    maps = [ax.get_window_extent(renderer) for ax in fig.axes if ax.name == "mollweide"]
+    figure = fig.bbox
+    for label in labels:
+        assert not any(label.overlaps(tick) for tick in ticks)
+        assert not any(label.overlaps(box) for box in maps)
+        assert figure.x0 <= label.x0 and label.x1 <= figure.x1
+    for tick in ticks:
+        assert figure.x0 <= tick.x0 and tick.x1 <= figure.x1, "a tick label runs off the figure"
+
+
+def test_plot_rollout_error_bands_for_models_grey_baselines(tmp_path):
     curves = {
-        "sfno": {"model": [0.01, 0.05, 0.3], "persistence": persistence},
-        "fno": {"model": [0.02, 0.1, 0.5], "persistence": persistence},
+        "sfno": {"rel_l2": {"mean": [0.01, 0.05, 0.3]}, "rel_l2_se": {"mean": [0.001, 0.01, None]}},
+        "persistence": {"rel_l2": {"mean": [0.1, 0.2, 0.4]}, "rel_l2_se": {"mean": [0.01, 0.02, 0.03]}},
+        "linear": {"rel_l2": {"mean": [0.02, 0.04, 0.08]}},
     }
     path = tmp_path / "rollout.png"
 
-    fig = plot_rollout_error(curves, path, title="sweep")
+    fig = plot_rollout_error(curves, path, title="run", baselines=["persistence", "linear"])
 
     assert path.stat().st_size > 0
     (ax,) = fig.axes
-    assert [line.get_label() for line in ax.get_lines()] == ["sfno", "persistence", "fno"]
-    assert ax.get_yscale() == "log"  # 0.01 to 0.5 spans more than a decade
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["sfno", "persistence", "linear"]
+    assert lines["persistence"].get_linestyle() == "--" and lines["linear"].get_linestyle() == ":"
+    assert len(ax.collections) == 2, "standard-error bands of the model and persistence; linear has none"
+    band = ax.collections[0].get_paths()[0].vertices
+    assert np.isclose(band[:, 1].max(), 0.06)  # 0.05 + 0.01 at 2 h; the undefined SE at 3 h leaves a gap
+    assert ax.get_yscale() == "log"  # 0.01 to 0.4 spans more than a decade
 
 
 def test_plot_rollout_error_per_channel_panels(tmp_path):
-    rel_l2 = {
-        "model": {name: [0.1, 0.2] for name in [*CHANNELS, "mean"]},
-        "persistence": {name: [0.15, 0.25] for name in [*CHANNELS, "mean"]},
-    }
+    run = {"rel_l2": {name: [0.1, 0.2] for name in [*CHANNELS, "mean"]}}
 
-    fig = plot_rollout_error({"run": rel_l2 | {"lead_hours": [1, 2]}}, tmp_path / "rollout.png", title="run")
+    fig = plot_rollout_error({"run": run}, tmp_path / "rollout.png", title="run")
 
     assert [ax.get_title() for ax in fig.axes] == [*CHANNELS, "mean"]
     assert all(ax.get_yscale() == "linear" for ax in fig.axes)
+
+
+def test_plot_power_spectrum_one_row_per_job_log_energy(tmp_path):
+    energy = [[1.0, 0.1, 0.01, 0.001], [1.0, 0.2, 0.05, 0.01]]  # per lead, per degree
+    spectrum = {
+        "lead_hours": [1, 5],
+        "target": dict.fromkeys(CHANNELS, energy),
+        "prediction": dict.fromkeys(CHANNELS, energy),
+    }
+    path = tmp_path / "spectrum.png"
+
+    fig = plot_power_spectrum({"#0 sfno": spectrum, "#1 fno": spectrum}, CHANNELS, path)
+
+    assert path.stat().st_size > 0
+    assert len(fig.axes) == 2 * len(CHANNELS)
+    assert fig.axes[0].get_title() == "#0 sfno: geopotential"
+    assert all(ax.get_yscale() == "log" for ax in fig.axes)
+    assert len(fig.axes[0].get_lines()) == 2 * 2  # (prediction, truth) x leads
+
+
+def test_animate_rollout_writes_a_gif_with_a_frame_per_lead(tmp_path):
+    rng = np.random.default_rng(0)
+    target = rng.standard_normal((3, 3, 8, 16))  # (steps, channels, nlat, nlon)
+    path = tmp_path / "plots" / "rollout.gif"
+
+    assert animate_rollout(target, target + 0.1, CHANNELS, path) == path
+
+    with Image.open(path) as gif:
+        assert gif.format == "GIF"
+        assert gif.n_frames == 3
 
 
 def test_plot_training_curves_reads_sparse_csv(tmp_path):
