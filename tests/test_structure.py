@@ -199,3 +199,17 @@ def test_a_damaged_run_config_stops_the_resume_without_a_traceback(damaged_run, 
     )
     assert evaluated.returncode == 1 and "Traceback" not in evaluated.stderr
     assert f"{config} cannot be read" in evaluated.stderr
+
+
+def test_evaluate_logs_to_its_own_wandb_run_in_the_sweep_group(tmp_path):
+    from evaluate import wandb_logger
+
+    run = tmp_path / "2026-01-01_10-00-00_multirun" / "0_sfno32x64"
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save({"hydra": {"mode": "MULTIRUN"}}, run / ".hydra" / "hydra.yaml")
+    train_cfg = compose_config([])
+    train_cfg.output_dir = str(run)
+    init = wandb_logger(train_cfg, run)._wandb_init
+    assert init["job_type"] == "evaluate" and init["group"] == "2026-01-01_10-00-00_multirun"
+    assert init["id"] is None, "a run of its own, beside the training run"
+    assert wandb_logger(compose_config(["logger=csv"]), run) is False
