@@ -35,7 +35,9 @@ class CheckConfig(Callback):
     """Stops a run, or a whole sweep, on bad input before its folders, data or W&B run exist."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.hydra.sweeper.get("params"):  # e.g. experiment=sfno_vs_fno: its jobs are a sweep's
+        # e.g. experiment=sfno_vs_fno: its jobs are a sweep's. The other ranks of a sweep job's DDP run are started
+        # in run mode with the job's overrides: rank 0 decides for them.
+        if config.hydra.sweeper.get("params") and process_rank() == 0:
             params = " ".join(f"{key}={value}" for key, value in config.hydra.sweeper.params.items())
             stop(f"  - this config is a sweep ({params}): run it with -m, e.g. python train.py -m {overrides(config)}")
         exit_on_problems(config)

@@ -39,7 +39,7 @@ def test_the_readme_blocks_are_found_and_every_skip_is_used():
         assert any(piece in command for command in commands), f"SKIPPED names {piece!r}, which no command has"
 
 
-@pytest.mark.parametrize("command", readme_commands())
+@pytest.mark.parametrize("command", readme_commands(), ids=lambda command: command.split("#")[0].strip())
 def test_readme_command(command, tmp_path, data_root):
     reason = next((why for piece, why in SKIPPED.items() if piece in command), None)
     if reason:
