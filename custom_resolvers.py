@@ -85,9 +85,11 @@ def process_rank() -> int:
 def on_rank_zero(on_zero: object, elsewhere: object) -> object:
     """``on_zero`` in the process of rank 0 (the only one of a single-process run), ``elsewhere`` in the others.
 
-    For what only rank 0 of a multi-process run writes: the run's train.log and .hydra/ files.
+    For what only rank 0 of a multi-process run writes: the run's train.log and .hydra/ files. A list comes back as
+    a ListConfig, which `OmegaConf.resolve` (`--cfg all --resolve`) can put in place of the interpolation.
     """
-    return on_zero if process_rank() == 0 else elsewhere
+    value = on_zero if process_rank() == 0 else elsewhere
+    return OmegaConf.create(value) if isinstance(value, list) else value
 
 
 def rank_prefix() -> str:

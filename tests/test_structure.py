@@ -116,9 +116,10 @@ def test_resolving_every_config_creates_nothing(tmp_path, monkeypatch):
         assert cfg.hydra.run.dir and cfg.hydra.sweep.dir and cfg.hydra.sweep.subdir
         OmegaConf.to_container(compose_config(overrides), resolve=True)
     assert list(tmp_path.iterdir()) == []
-    result = run_train(["--cfg", "job", "--resolve"], cwd=tmp_path)
-    assert "ckpt_dir:" in result.stdout and "${" not in result.stdout
-    assert list(tmp_path.iterdir()) == []
+    for what in ("job", "all"):
+        result = run_train(["--cfg", what, "--resolve"], cwd=tmp_path)
+        assert "ckpt_dir:" in result.stdout and "${" not in result.stdout
+        assert list(tmp_path.iterdir()) == []
 
 
 # 4. One home per fact; runs/ and evaluation/ say who calls them.
