@@ -1,7 +1,9 @@
 """OmegaConf resolvers used by the configs in ``config/``.
 
 Importing this module registers them; importing it again (tests, multiruns)
-is harmless because each registration replaces the previous one.
+is harmless because each registration replaces the previous one. Every resolver only computes a value: nothing is
+created while a config is resolved (`--cfg job --resolve`); the run folder is created when the run starts
+(`runs.hydra_callbacks.ClaimRunFolder`).
 """
 
 import hashlib
@@ -11,8 +13,10 @@ import re
 
 from omegaconf import ListConfig, OmegaConf
 
+from data import CHANNELS
+
 DEBUG_DIR = "debug"
-# Of the 255 bytes a file name may have: the rest leaves room for run_dir's "_2", "_3"...
+# Of the 255 bytes a file name may have: the rest leaves room for the "_2", "_3"... of runs.folder.claim
 MAX_NAME_BYTES = 240
 _DROPPED = re.compile(r"[\"'\[\](){}]")  # quotes and brackets of override values
 _UNSAFE = re.compile(r"[^A-Za-z0-9._,=+~-]+")  # "/", spaces, ":", "*", non-ASCII...
@@ -40,31 +44,6 @@ def safe_dirname(name: str) -> str:
     return f"{safe[: MAX_NAME_BYTES - len(digest) - 1]}_{digest}"
 
 
-def claim_dir(folder: str, reuse: bool, resume: str | None = None) -> str:
-    """Create ``folder`` for this run, atomically, or the next free ``folder_2``, ``folder_3``...
-
-    Run names have one-second resolution: a run started in the same second with the
-    same overrides finds the folder taken and gets the next name, so two runs never
-    share a folder. ``reuse=True`` (the debug folder) returns ``folder`` as it is.
-    Registered with a cache, so every later read in the run (Hydra's, Lightning's
-    DDP launcher's) returns the same folder. ``resume`` (`resume=<run folder>`) is the folder of a run to
-    continue: it is returned as it is, so the run goes on in its own folder.
-    """
-    if resume is not None:
-        return resume
-    if reuse:
-        return folder
-    os.makedirs(os.path.dirname(folder), exist_ok=True)
-    candidate, number = folder, 1
-    while True:
-        try:
-            os.mkdir(candidate)
-            return candidate
-        except FileExistsError:
-            number += 1
-            candidate = f"{folder}_{number}"
-
-
 def on_resume(resume: str | None, fresh: object, resumed: object) -> object:
     """``resumed`` when the run continues an earlier one (`resume=<run folder>`), else ``fresh``.
 
@@ -78,14 +57,22 @@ def prepend_underscore(text: str) -> str:
     return f"_{text}" if text else ""
 
 
-def abspath(path: str) -> str:
-    return os.path.abspath(path)
+def on_debug(debug: bool, debugging: object, value: object) -> object:
+    """``debugging`` in a debug run (`debug=True`), else ``value``: what debug=True changes is written in the
+    config next to what it changes (the trainer's limits, the W&B mode)."""
+    return debugging if debug is True else value
 
 
-def mkdirs(path: str) -> str:
-    """Create ``path`` when the config value is first read, and return it."""
-    os.makedirs(path, exist_ok=True)
-    return path
+def abspath(path: str | None) -> str | None:
+    """The absolute path; None (the run folder outside a run: `--cfg job --resolve`) stays None."""
+    return None if path is None else os.path.abspath(path)
+
+
+def sweep_name(mode: object, output_dir: str | None) -> str | None:
+    """The sweep folder's name in a multirun job (its run folder's parent), else None: the W&B group of a sweep."""
+    if getattr(mode, "name", mode) != "MULTIRUN" or output_dir is None:
+        return None
+    return os.path.basename(os.path.dirname(output_dir))
 
 
 def process_rank() -> int:
@@ -101,9 +88,11 @@ def process_rank() -> int:
 def on_rank_zero(on_zero: object, elsewhere: object) -> object:
     """``on_zero`` in the process of rank 0 (the only one of a single-process run), ``elsewhere`` in the others.
 
-    For what only rank 0 of a multi-process run writes: the run's train.log and .hydra/ files.
+    For what only rank 0 of a multi-process run writes: the run's train.log and .hydra/ files. A list comes back as
+    a ListConfig, which `OmegaConf.resolve` (`--cfg all --resolve`) can put in place of the interpolation.
     """
-    return on_zero if process_rank() == 0 else elsewhere
+    value = on_zero if process_rank() == 0 else elsewhere
+    return OmegaConf.create(value) if isinstance(value, list) else value
 
 
 def rank_prefix() -> str:
@@ -114,8 +103,8 @@ def rank_prefix() -> str:
 
 def log_file_mode(debug: bool) -> str:
     """The mode train.log is opened with: the debug folder is reused, so its log is replaced ('w'); every other run
-    appends ('a'). A new run's folder is new (claim_dir), so appending only matters for a run that goes on in its
-    folder: `resume=<run folder>`, or a sweep job requeued by SLURM."""
+    appends ('a'). A new run's folder is new (runs.folder.claim), so appending only matters for a run that goes on in
+    its folder: `resume=<run folder>`, or a sweep job requeued by SLURM."""
     return "w" if debug else "a"
 
 
@@ -140,14 +129,17 @@ def device_count(devices) -> int:
     )
 
 
-def accumulation(effective_batch_size: int, batch_size: int, devices, num_nodes: int = 1) -> int:
+def accumulation(effective_batch_size: int | None, batch_size: int, devices, num_nodes: int = 1) -> int:
     """Gradient-accumulation steps that turn per-device batches into the effective batch size.
 
     Every device of every node takes ``batch_size`` samples per step: with 2 devices the accumulation is halved.
+    Without an effective batch size (None) there is no accumulation: the step takes what the devices take.
     """
     if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 1:
         raise ValueError(f"trainer.num_nodes={num_nodes!r} must be an integer >= 1: pass trainer.num_nodes=<nodes>")
     processes = device_count(devices) * num_nodes
+    if effective_batch_size is None:
+        return 1
     per_step = batch_size * processes
     if effective_batch_size % per_step:
         raise ValueError(
@@ -164,6 +156,11 @@ def band_limit(nlat: int) -> int:
     return math.ceil(nlat / 3)
 
 
+def channel_count() -> int:
+    """How many channels a state has: counted from their one list, `data.CHANNELS`."""
+    return len(CHANNELS)
+
+
 def add(*terms: int) -> int:
     return sum(terms)
 
@@ -175,12 +172,14 @@ def mul(*factors: int) -> int:
 RESOLVERS = {
     "band_limit": band_limit,
     "add": add,
+    "channel_count": channel_count,
     "mul": mul,
     "output_dir": output_dir,
     "safe_dirname": safe_dirname,
     "prepend_underscore": prepend_underscore,
     "abspath": abspath,
-    "mkdirs": mkdirs,
+    "on_debug": on_debug,
+    "sweep_name": sweep_name,
     "isdist": isdist,
     "accumulation": accumulation,
     "on_resume": on_resume,
@@ -191,5 +190,3 @@ RESOLVERS = {
 
 for _name, _resolver in RESOLVERS.items():
     OmegaConf.register_new_resolver(_name, _resolver, replace=True)
-# Cached in the config (copied into each job of a sweep): a second read must not reserve a second folder.
-OmegaConf.register_new_resolver("claim_dir", claim_dir, replace=True, use_cache=True)

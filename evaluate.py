@@ -10,52 +10,46 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-import yaml
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-import custom_resolvers  # noqa: F401  (the saved config uses the resolvers)
+import custom_resolvers
+from evaluation.callbacks import log_images, run_meta
 from evaluation.run_report import write_run_report
 from models import NeuralOperatorModule
-from runs.build import count_parameters
+from runs.folder import SAVED_CONFIG, DamagedFileError, find_checkpoint, saved_config, started_with
 
 log = logging.getLogger(__name__)
 
 
-def find_checkpoint(run_dir: Path, which: str) -> Path:
-    if which == "last":
-        path = run_dir / "ckpt" / "last.ckpt"
-    elif which == "best":
-        candidates = sorted((run_dir / "ckpt").glob("best-*.ckpt"))
-        path = candidates[-1] if candidates else run_dir / "ckpt" / "missing-best.ckpt"
-    else:
-        path = Path(which)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: pass checkpoint=best, checkpoint=last or a .ckpt path")
-    return path
-
-
 def evaluate(run_dir: Path, which: str) -> dict:
     torch.set_flush_denormal(True)
-    train_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    train_cfg = saved_config(run_dir)
     train_cfg.output_dir = str(run_dir)  # the saved value is a ${hydra:...} interpolation
-    choices = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["choices"]
-    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
     checkpoint = find_checkpoint(run_dir, which)
     model = NeuralOperatorModule.load_from_checkpoint(checkpoint)
     datamodule = instantiate(train_cfg.data)
-    trainer = pl.Trainer(logger=False, enable_checkpointing=False, accelerator=train_cfg.trainer.accelerator, devices=1)
+    logger = wandb_logger(train_cfg, run_dir)
+    trainer = pl.Trainer(
+        logger=logger, enable_checkpointing=False, accelerator=train_cfg.trainer.accelerator, devices=1
+    )
     trainer.test(model, datamodule=datamodule)
-    meta = {
-        "model": choices["model"],
-        "data": f"{train_cfg.data.nlat}x{train_cfg.data.nlon}",
-        "parameters": count_parameters(model.net),
-        "checkpoint": str(checkpoint),
-        "overrides": overrides,
-    }
-    write_run_report(model.test_results, model.channels, meta, run_dir)
+    meta = run_meta(run_dir, model, datamodule) | {"checkpoint": str(checkpoint)}
+    plots = write_run_report(model.test_results, model.channels, meta, run_dir)
+    log_images(trainer, {f"test/{name}": path for name, path in plots.items()})
+    if logger:
+        logger.experiment.finish()
     log.info("test metrics and plots of %s written to %s", checkpoint.name, run_dir)
     return model.test_results
+
+
+def wandb_logger(train_cfg: DictConfig, run_dir: Path) -> "pl.loggers.WandbLogger | bool":
+    """A W&B run of its own (job_type evaluate) beside the training run's, in the same group; False without W&B."""
+    node = OmegaConf.select(train_cfg, "logger.wandb")
+    if node is None:
+        return False
+    group = custom_resolvers.sweep_name(started_with(run_dir).mode, str(run_dir))
+    return instantiate(node, id=None, name=f"{run_dir.name}-evaluate", group=group, job_type="evaluate")
 
 
 def main() -> None:
@@ -64,14 +58,17 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="best", help="best (default), last, or a path to a .ckpt file")
     args = parser.parse_args()
     run_dir = Path(args.run.removeprefix("run=")).resolve()
-    if not (run_dir / ".hydra" / "config.yaml").is_file():
-        parser.error(f"{args.run} is not a run folder: it has no .hydra/config.yaml")
+    if not (run_dir / SAVED_CONFIG).is_file():
+        parser.error(f"{args.run} is not a run folder: it has no {SAVED_CONFIG}")
     logging.basicConfig(
         level=logging.INFO,
         format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
         handlers=[logging.StreamHandler(), logging.FileHandler(run_dir / "evaluate.log", mode="w")],
     )
-    evaluate(run_dir, args.checkpoint)
+    try:
+        evaluate(run_dir, args.checkpoint)
+    except (DamagedFileError, FileNotFoundError) as error:
+        parser.exit(1, f"evaluate.py: {error}\n")
 
 
 if __name__ == "__main__":

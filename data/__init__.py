@@ -1,13 +1,18 @@
-from data.generate import CHANNELS, DataSpec, ensure_cached
+"""Shallow-water data: the solver (solver.py), generation and cache (generate.py), the data module (datamodule.py)
+and the baselines fitted to it (baselines.py)."""
+
+import importlib
+
+# The state's channels, in order: the one place that names them (and so counts them).
+CHANNELS = ("geopotential", "vorticity", "divergence")
 
 __all__ = ["CHANNELS", "DataSpec", "ShallowWaterDataModule", "ensure_cached"]
+_LAZY = {"DataSpec": "data.generate", "ensure_cached": "data.generate", "ShallowWaterDataModule": "data.datamodule"}
 
 
-def __getattr__(name: str) -> type:
-    # Importing Lightning takes seconds: a process that only generates data (a DDP rank waiting on the
-    # lock, a generation script) never needs it.
-    if name == "ShallowWaterDataModule":
-        from data.datamodule import ShallowWaterDataModule
-
-        return ShallowWaterDataModule
+def __getattr__(name: str) -> object:
+    # Imported on first use: torch and h5py take seconds, and Lightning more, while a config check only needs the
+    # channel names, and a process that only generates data never needs Lightning.
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'data' has no attribute {name!r}")

@@ -249,7 +249,7 @@ class ShallowWaterDataModule(LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             # Worker seeds from its own stream: iterating must not draw from the global RNG, whose state a
-            # resume restores (runs.training.RNGState) for the training steps.
+            # resume restores (runs.lightning_callbacks.RNGState) for the training steps.
             generator=torch.Generator().manual_seed(self.spec.seeds["train"]),
         )
 

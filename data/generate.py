@@ -23,6 +23,7 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from data import CHANNELS
 from data.baselines import Climatology, LinearSpectralEmulator, Persistence
 from data.solver import BatchedShallowWaterSolver
 
@@ -33,7 +34,6 @@ FORMAT_VERSION = 3
 # Grid points integrated at once (batch x nlat x nlon): larger batches spill out of the CPU caches and run slower.
 CHUNK_POINTS = 2**17
 SPLITS = ("train", "val", "test")
-CHANNELS = ("geopotential", "vorticity", "divergence")
 SECONDS_PER_STEP = 3600.0
 
 

@@ -1,10 +1,16 @@
-"""Lightning callbacks that draw while training."""
+"""Lightning callbacks that draw while training and write the run's report after its test stage."""
 
+import logging
+import time
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
+
+from runs.folder import started_with
+
+log = logging.getLogger(__name__)
 
 
 def log_images(trainer: Trainer, images: dict[str, Path]) -> None:
@@ -43,3 +49,45 @@ class ValidationMaps(Callback):
         path = self.directory / f"epoch{epoch:03d}.png"
         plot_maps(target, prediction, [1], pl_module.channels, path)
         log_images(trainer, {"val/maps": path})
+
+
+def run_meta(run_dir: Path, pl_module: LightningModule, data: object) -> dict:
+    """What a run's test_metrics.json says about the run: model choice, data grid, size and launch overrides."""
+    from runs.build import count_parameters
+
+    launch = started_with(run_dir)
+    return {
+        "model": launch.runtime.choices.model,
+        "data": f"{data.spec.nlat}x{data.spec.nlon}",
+        "parameters": count_parameters(pl_module.net),
+        "overrides": list(launch.overrides.task),
+    }
+
+
+class RunReport(Callback):
+    """After the test stage, on rank 0: test_metrics.json and plots/ in the run folder
+    (`evaluation.run_report.write_run_report`), and the plots on W&B.
+
+    The training time in the report is this process's: the time `fit` took, without start-up and test.
+    """
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = Path(run_dir)
+        self.train_time_s: float | None = None
+        self._fit_started = 0.0
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._fit_started = time.perf_counter()
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.train_time_s = round(time.perf_counter() - self._fit_started, 1)
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        from evaluation.run_report import write_run_report
+
+        meta = run_meta(self.run_dir, pl_module, trainer.datamodule) | {"train_time_s": self.train_time_s}
+        plots = write_run_report(pl_module.test_results, pl_module.channels, meta, self.run_dir)
+        log_images(trainer, {f"test/{name}": path for name, path in plots.items()})
+        log.info("test metrics and plots written to %s", self.run_dir)

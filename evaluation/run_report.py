@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.report import METRICS_FILE, MODEL
-
-PLOTS_DIR = "plots"
+from evaluation.report import MODEL
+from runs.folder import METRICS_FILE, PLOTS_DIR
 
 
 def metrics_record(results: dict, channels: list[str], meta: dict) -> dict:

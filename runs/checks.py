@@ -1,7 +1,6 @@
 """Checks of a composed config that stop bad input before any folder, file, data or W&B run exists.
 
-`check_config` reads only the keys it checks: resolving everything would create the checkpoint folder
-(`ckpt_dir` goes through the `mkdirs` resolver) and the run folder (`hydra.run.dir` through `run_dir`).
+`check_config` reads only the keys it checks, so that one problem does not hide the others.
 The limits on modes were measured with neuraloperator 2.0.0 and torch-harmonics 0.8.0 (see each check).
 """
 
@@ -16,10 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from custom_resolvers import device_count
+from data import CHANNELS
+from runs.folder import LAST_CHECKPOINT, SAVED_CONFIG, DamagedFileError, checkpoint_progress, saved_config
 
-DATA_CHANNELS = 3  # geopotential, vorticity, divergence: what data/generate.py writes
+DATA_CHANNELS = len(CHANNELS)
 
-# Smallest allowed value of each integer key.
+# Smallest allowed value of each integer key; OPTIONAL ones may also be null.
+OPTIONAL = ("training.effective_batch_size",)
 INTEGER_MINIMUMS = {
     "batch_size": 1,
     "training.effective_batch_size": 1,
@@ -45,10 +47,7 @@ SWITCHES = ("training.compile", "data.online", "model.residual")
 # Keys that point to folders this run writes into.
 FOLDER_KEYS = ("log_dir", "data.data_root")
 LEARNABLE_EMBEDDINGS = ("learnable lat", "learnable latlon")
-# What `resume=<run folder>` continues from, and the overrides it accepts: they extend the training without
-# changing what has been trained so far.
-SAVED_CONFIG = Path(".hydra") / "config.yaml"
-LAST_CHECKPOINT = Path("ckpt") / "last.ckpt"
+# The overrides `resume=<run folder>` accepts: they extend the training without changing what has been trained so far.
 RESUME_OVERRIDES = ("training.max_epochs", "resume")
 
 
@@ -96,7 +95,7 @@ def _sizes(cfg: DictConfig) -> Iterator[str]:
     """Counts, sizes and rates that make no sense at zero or below (or at NaN)."""
     for key, minimum in INTEGER_MINIMUMS.items():
         value = OmegaConf.select(cfg, key)
-        if not _is_int(value) or value < minimum:
+        if (value is not None or key not in OPTIONAL) and (not _is_int(value) or value < minimum):
             yield f"{key}={value!r} must be an integer >= {minimum}: pass {key}=<integer >= {minimum}>"
     for key in POSITIVE_NUMBERS:
         value = OmegaConf.select(cfg, key)
@@ -130,7 +129,7 @@ def _batches(cfg: DictConfig) -> Iterator[str]:
     """The accumulation resolver's batch split, and at least one full training batch per epoch."""
     batch_size, examples = OmegaConf.select(cfg, "batch_size"), OmegaConf.select(cfg, "data.num_examples")
     effective = OmegaConf.select(cfg, "training.effective_batch_size")
-    if not all(_is_int(value) and value > 0 for value in (batch_size, examples, effective)):
+    if not all(_is_int(value) and value > 0 for value in (batch_size, examples, effective or 1)):
         return  # reported by _sizes
     try:
         OmegaConf.select(cfg, "trainer.accumulate_grad_batches")
@@ -170,7 +169,7 @@ def _model(cfg: DictConfig) -> Iterator[str]:
     if channels != DATA_CHANNELS:
         yield (
             f"model.channels={channels!r}, but the data has {DATA_CHANNELS} channels "
-            f"(geopotential, vorticity, divergence): pass model.channels={DATA_CHANNELS}"
+            f"({', '.join(CHANNELS)}): pass model.channels={DATA_CHANNELS}"
         )
     else:
         # every network also gets sin(latitude) as an input channel (models/latitude.py)
@@ -283,7 +282,8 @@ def override_key(override: str) -> str:
 
 
 def _resume(cfg: DictConfig) -> Iterator[str]:
-    """`resume=<folder>` must name a run with a checkpoint, and come without overrides that change its config.
+    """`resume=<folder>` must name a run with a readable config and checkpoint, and come without overrides that
+    change its config.
 
     The overrides and the run mode are read from the `hydra` node; a config without one skips those checks.
     """
@@ -298,6 +298,9 @@ def _resume(cfg: DictConfig) -> Iterator[str]:
             f"resume={run} has no {LAST_CHECKPOINT} to continue from (it stopped before its first checkpoint): "
             "start the run again instead"
         )
+    else:
+        yield from _damaged(lambda: checkpoint_progress(Path(run) / LAST_CHECKPOINT))
+    yield from _damaged(lambda: saved_config(Path(run)))
     overrides = OmegaConf.select(cfg, "hydra.overrides.task", default=[])
     refused = [override for override in overrides if override_key(override) not in RESUME_OVERRIDES]
     if refused:
@@ -307,6 +310,13 @@ def _resume(cfg: DictConfig) -> Iterator[str]:
         )
     if OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN:
         yield "resume continues one run: run it without -m (--multirun)"
+
+
+def _damaged(read: Callable[[], object]) -> Iterator[str]:
+    try:
+        read()
+    except DamagedFileError as error:
+        yield str(error)
 
 
 CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (_sizes, _switches, _batches, _model, _folders, _resume)

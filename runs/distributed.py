@@ -41,6 +41,7 @@ from lightning.pytorch.strategies.launchers.subprocess_script import _Subprocess
 from omegaconf import DictConfig
 
 from runs.failures import RANK_FAILED_EXIT_CODE
+from runs.folder import quoted
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def rank_command() -> tuple[list[str], str]:
     .hydra/ of their own; run from where the command was started, so relative paths mean the same.
     """
     hydra_cfg = HydraConfig.get()
-    run_dir = "'" + str(hydra_cfg.runtime.output_dir).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    run_dir = quoted(str(hydra_cfg.runtime.output_dir))
     overrides = [*hydra_cfg.overrides.task, f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
     return [sys.executable, str(TRAIN_SCRIPT), *overrides], hydra_cfg.runtime.cwd
 

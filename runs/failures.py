@@ -11,8 +11,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from custom_resolvers import process_rank
-from evaluation.report import ERROR_FILE
-from runs.callbacks import BASIC_SWEEPER
+from runs.folder import ERROR_FILE
+from runs.hydra_callbacks import BASIC_SWEEPER
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ def run_task(task: Callable[[DictConfig], float | None], cfg: DictConfig) -> flo
 
     A single run then ends with exit status 1. A job of a basic sweep returns NaN instead: a job's exception would
     end the whole sweep in Hydra's basic sweeper (before the comparison report, and with the jobs of later batches
-    not run); `runs.callbacks.FailedJobs` lists the failed jobs and exits non-zero when the sweep ends. A job of an
-    optimising sweeper (Optuna) fails with the exception, which the sweeper records as a failed trial (optuna 2.10
+    not run); `runs.hydra_callbacks.FailedJobs` lists the failed jobs and exits non-zero when the sweep ends. A job of
+    an optimising sweeper (Optuna) fails with the exception, which the sweeper records as a failed trial (optuna 2.10
     refuses a NaN value: `study.tell` raises, and the sweeper with it).
 
     Ranks other than 0 of a multi-process run write error_rank<N>.txt and end with

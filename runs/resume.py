@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from runs.checks import SAVED_CONFIG, override_key
+from runs.checks import override_key
+from runs.folder import WANDB_ID_FILE, saved_config
 
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import CSVLogger
-
-SAVED_HYDRA = Path(".hydra") / "hydra.yaml"
-WANDB_ID_FILE = "wandb_id.txt"
 
 
 def quote_resume_argument(argv: list[str]) -> list[str]:
@@ -40,28 +38,14 @@ def quote_resume_argument(argv: list[str]) -> list[str]:
 
 def resumed_config(cfg: DictConfig) -> DictConfig:
     """The config the run in ``cfg.resume`` was started with, with ``training.max_epochs`` if given now."""
-    saved = OmegaConf.load(Path(cfg.resume) / SAVED_CONFIG)
+    saved = saved_config(Path(cfg.resume))
     if "training.max_epochs" in map(override_key, HydraConfig.get().overrides.task):
         saved.training.max_epochs = cfg.training.max_epochs
     saved.resume = cfg.resume
-    # Its saved value holds the time of this command: without a name W&B keeps the one the run started with.
-    saved.wandb.name = None
+    if OmegaConf.select(saved, "logger.wandb") is not None:
+        # Its saved name and group hold this command's time and mode: without them W&B keeps the run's own.
+        saved.logger.wandb.name = saved.logger.wandb.group = None
     return saved
-
-
-def started_with(cfg: DictConfig) -> DictConfig:
-    """The `hydra` node of the command that started the run (its model choice, its overrides), also on a resume."""
-    if cfg.resume is None:
-        return HydraConfig.get()
-    return OmegaConf.load(Path(cfg.resume) / SAVED_HYDRA).hydra
-
-
-def checkpoint_progress(path: Path) -> tuple[int, int]:
-    """(epochs finished, optimizer steps taken) of the run saved in checkpoint ``path``."""
-    import torch  # here, not at the top: `python train.py` with a bad config fails before importing torch
-
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"], checkpoint["global_step"]
 
 
 def wandb_run_id(run_dir: Path) -> str:

@@ -123,7 +123,11 @@ def test_devices_share_the_effective_batch(devices, accumulation, distributed):
 def test_devices_that_do_not_divide_the_effective_batch_stop_the_run(tmp_path):
     with pytest.raises(ConfigError, match=r"batch_size=4 x 3 device\(s\).*, or trainer.devices"):
         check_config(compose_hydra_config(["batch_size=4", "training.effective_batch_size=16", "trainer.devices=3"]))
-    result = run_train(["batch_size=4", "trainer.devices=3", f"paths.log_dir={tmp_path}/outputs"], tmp_path, False)
+    result = run_train(
+        ["batch_size=4", "training.effective_batch_size=16", "trainer.devices=3", f"paths.log_dir={tmp_path}/outputs"],
+        tmp_path,
+        False,
+    )
     assert result.returncode == 1 and "trainer.devices" in result.stderr
     assert not (tmp_path / "outputs").exists()
 

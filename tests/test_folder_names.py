@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from custom_resolvers import claim_dir, safe_dirname
+from custom_resolvers import safe_dirname
+from runs.folder import claim
 from tests.conftest import REPO, TINY, compose_hydra_config
 
 STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
@@ -17,8 +18,8 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9._,=+~-]+")
 
 
 def run_folder(overrides: list[str]) -> Path:
-    """The folder `python train.py <overrides>` would get below ./outputs (reading it creates it, as in a run)."""
-    return Path(compose_hydra_config(overrides).hydra.run.dir)
+    """The folder `python train.py <overrides>` would get below ./outputs, claimed as a run claims it."""
+    return Path(claim(str(compose_hydra_config(overrides).hydra.run.dir), reuse=False))
 
 
 def test_blog_example_keeps_its_name(tmp_path, monkeypatch):
@@ -36,7 +37,7 @@ def test_blog_example_keeps_its_name(tmp_path, monkeypatch):
         ("+wandb.notes=a/b/../c", "+wandb.notes=a-b-..-c"),
         ("+wandb.notes=two words", "+wandb.notes=two-words"),
         ("+wandb.notes='say \"hi\"'", "+wandb.notes=say-hi"),
-        ('wandb.name="x: y"', "wandb.name=x-y"),
+        ('logger.wandb.name="x: y"', "logger.wandb.name=x-y"),
         ("model.net.n_modes=[16,32]", "model.net.n_modes=16,32"),
         ("+wandb.config={a:1,b:[2]}", "+wandb.config=a-1,b-2"),
         ("+paths.scratch=/tmp/swe cache", "+paths.scratch=-tmp-swe-cache"),
@@ -72,21 +73,23 @@ def test_safe_dirname_limits():
     assert len(safe_dirname("aé/" * 500).encode()) == 240  # non-ASCII is replaced: characters are bytes
 
 
-def test_claim_dir_takes_a_free_folder_once_per_run(tmp_path, monkeypatch):
+def test_claim_takes_a_free_folder_and_empties_the_debug_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = compose_hydra_config(["training.max_epochs=1"])
-    assert config.hydra.run.dir == config.hydra.run.dir, "a second read must not reserve another folder"
-    assert len(list((tmp_path / "outputs").glob("*/*"))) == 1
+    assert config.hydra.run.dir == config.hydra.run.dir
+    assert not (tmp_path / "outputs").exists(), "naming the folder creates nothing"
     folder = Path(config.hydra.run.dir)
-    assert claim_dir(str(folder), False) == f"{folder}_2"
-    assert claim_dir("outputs/debug", True) == "outputs/debug"
-    assert not (tmp_path / "outputs" / "debug").exists(), "the debug folder is Hydra's to create and reuse"
+    assert claim(str(folder), False) == str(folder)
+    assert claim(str(folder), False) == f"{folder}_2"
+    (tmp_path / "outputs" / "debug" / "ckpt").mkdir(parents=True)
+    assert claim("outputs/debug", True) == "outputs/debug"
+    assert list((tmp_path / "outputs" / "debug").iterdir()) == [], "nothing of the previous debug run is left"
 
 
-def test_claim_dir_gives_concurrent_runs_their_own_folders(tmp_path):
+def test_claim_gives_concurrent_runs_their_own_folders(tmp_path):
     folders = []
     threads = [
-        threading.Thread(target=lambda: folders.append(claim_dir(str(tmp_path / "day" / "same-second"), False)))
+        threading.Thread(target=lambda: folders.append(claim(str(tmp_path / "day" / "same-second"), False)))
         for _ in range(8)
     ]
     for thread in threads:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from lightning.pytorch import Callback
 
-from runs.progress import EpochLog, epoch_line
+from runs.lightning_callbacks import EpochLog, epoch_line
 from tests.conftest import fit_tiny_module
 
 CONV = {"_target_": "torch.nn.Conv2d", "in_channels": 4, "out_channels": 3, "kernel_size": 1}
@@ -38,7 +38,7 @@ def fitted(tmp_path_factory):
     records, step_losses = [], StepLosses()
     handler = logging.Handler()
     handler.emit = records.append
-    logger = logging.getLogger("runs.progress")
+    logger = logging.getLogger("runs.lightning_callbacks")
     logger.addHandler(handler)
     level = logger.level
     logger.setLevel(logging.INFO)
@@ -46,7 +46,7 @@ def fitted(tmp_path_factory):
     try:
         tmp_path = tmp_path_factory.mktemp("fit")
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr("runs.progress.time", clock)
+            patch.setattr("runs.lightning_callbacks.time", clock)
             fit_tiny_module(CONV, tmp_path, [EpochLog(), step_losses], max_epochs=2, log_every_n_steps=1)
     finally:
         logger.removeHandler(handler)

@@ -24,10 +24,25 @@ def test_abspath(tmp_path, monkeypatch):
     assert custom_resolvers.abspath("outputs/run") == str(tmp_path / "outputs" / "run")
 
 
-def test_mkdirs_creates_the_folder(tmp_path):
-    target = tmp_path / "a" / "ckpt"
-    assert custom_resolvers.mkdirs(str(target)) == str(target)
-    assert target.is_dir()
+def test_abspath_outside_a_run_stays_none():
+    assert custom_resolvers.abspath(None) is None
+
+
+def test_on_debug_picks_the_debug_value_only_for_debug_runs():
+    assert custom_resolvers.on_debug(True, 4, None) == 4
+    assert custom_resolvers.on_debug(False, 4, None) is None
+
+
+def test_sweep_name_is_the_sweep_folder_of_a_multirun_job():
+    from hydra.types import RunMode
+
+    job = "/runs/2026-01-01/2026-01-01_10-00-00_multirun/0_sfno32x64"
+    assert custom_resolvers.sweep_name(RunMode.MULTIRUN, job) == "2026-01-01_10-00-00_multirun"
+    assert custom_resolvers.sweep_name(RunMode.RUN, "/runs/2026-01-01/2026-01-01_10-00-00_sfno32x64") is None
+
+
+def test_accumulation_without_an_effective_batch_size_is_one_whatever_the_devices():
+    assert custom_resolvers.accumulation(None, 16, 2) == 1
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
 
 @pytest.fixture(autouse=True)
 def in_tmp_path(tmp_path, monkeypatch):
-    """Reading a run's folder name claims the folder: keep that out of the repository."""
+    """Runs write below the working directory: keep that out of the repository."""
     monkeypatch.chdir(tmp_path)
 
 

@@ -1,11 +1,14 @@
-"""Hydra callbacks: `CheckConfig` checks the config (`runs.checks`) before Hydra creates the run or sweep folder;
-`FailedJobs` makes a sweep with failed jobs end with a non-zero exit status.
+"""Hydra callbacks (config/globals.yaml: hydra.callbacks): `CheckConfig` checks the config (`runs.checks`) before
+anything exists; `ClaimRunFolder` then creates the run's or the sweep's folder; `FailedJobs` makes a sweep with failed
+jobs end with a non-zero exit status.
 
 Hydra 1.3 turns an exception raised in a callback into a warning and carries on, so a failed check ends the
 process with `SystemExit`: exit status 1 and the message on stderr, without a traceback.
 """
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 # Private, but it is the code Hydra itself uses to expand a basic sweep: reusing it keeps both expansions equal.
@@ -16,10 +19,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, read_write
 
+from custom_resolvers import process_rank
 from evaluation.report import collect_jobs
 from runs.checks import ConfigError, check_config
+from runs.folder import claim, quoted
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,11 @@ class CheckConfig(Callback):
     """Stops a run, or a whole sweep, on bad input before its folders, data or W&B run exist."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # e.g. experiment=sfno_vs_fno: its jobs are a sweep's. The other ranks of a sweep job's DDP run are started
+        # in run mode with the job's overrides: rank 0 decides for them.
+        if config.hydra.sweeper.get("params") and process_rank() == 0:
+            params = " ".join(f"{key}={value}" for key, value in config.hydra.sweeper.params.items())
+            stop(f"  - this config is a sweep ({params}): run it with -m, e.g. python train.py -m {overrides(config)}")
         exit_on_problems(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -57,6 +67,10 @@ class CheckConfig(Callback):
             exit_on_problems(config, list(config.hydra.overrides.task))
 
 
+def overrides(config: DictConfig) -> str:
+    return " ".join(config.hydra.overrides.task)
+
+
 def sweep_jobs(config: DictConfig, parser: OverridesParser) -> list[list[str]]:
     """The overrides of each job of a basic sweep, expanded as `BasicSweeper.sweep` expands them."""
     params = config.hydra.sweeper.params or {}
@@ -65,13 +79,21 @@ def sweep_jobs(config: DictConfig, parser: OverridesParser) -> list[list[str]]:
 
 
 def exit_on_problems(config: DictConfig, overrides: list[str] | None = None) -> None:
-    """Check ``config`` (with its `hydra` node, so that `${hydra:...}` resolves) and stop on any problem."""
+    """Check ``config`` and stop on any problem."""
+    with hydra_config(config):
+        try:
+            check_config(config)
+        except ConfigError as error:
+            stop("\n".join(f"  - {line}" for line in str(error).splitlines()), overrides)
+
+
+@contextlib.contextmanager
+def hydra_config(config: DictConfig) -> Iterator[None]:
+    """``config``'s `hydra` node as Hydra's, so that `${hydra:...}` resolves before Hydra sets it for the job."""
     previous = HydraConfig.instance().cfg
     HydraConfig.instance().set_config(config)
     try:
-        check_config(config)
-    except ConfigError as error:
-        stop("\n".join(f"  - {line}" for line in str(error).splitlines()), overrides)
+        yield
     finally:
         HydraConfig.instance().cfg = previous
 
@@ -79,6 +101,45 @@ def exit_on_problems(config: DictConfig, overrides: list[str] | None = None) -> 
 def stop(message: str, overrides: list[str] | None = None) -> NoReturn:
     job = "" if overrides is None else f" (sweep job {' '.join(overrides)})"
     raise SystemExit(f"Error in the configuration{job}; nothing was run:\n{message}")
+
+
+class ClaimRunFolder(Callback):
+    """Creates the folder of a run (`hydra.run.dir`) or of a sweep (`hydra.sweep.dir`) when it starts, under a name
+    no other run has taken (`runs.folder.claim`), and points Hydra at it.
+
+    The config only names the folder: resolving it creates nothing. A folder given on the command line (a resume,
+    the other ranks of a DDP run, `hydra.sweep.dir=<an earlier sweep>`) is used as it is; so is every folder in
+    the other ranks of a multi-process run, which are given rank 0's.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.resume is None and not _given(config, "hydra.run.dir") and process_rank() == 0:
+            folder = _claim(config, "run")
+            with read_write(config.hydra.run):
+                config.hydra.run.dir = folder
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if _given(config, "hydra.sweep.dir") or process_rank() != 0:
+            return
+        folder = _claim(config, "sweep")
+        with read_write(config.hydra):
+            config.hydra.sweep.dir = folder
+            # Each job's config is composed again from these overrides: it must name the same folder.
+            config.hydra.overrides.hydra.append(f"hydra.sweep.dir={quoted(folder)}")
+
+
+def _claim(config: DictConfig, kind: str) -> str:
+    """Claim the folder `hydra.<kind>.dir` names; Hydra would turn an exception here into a warning and go on."""
+    with hydra_config(config):
+        folder = str(config.hydra[kind].dir)
+    try:
+        return claim(folder, reuse=config.debug)
+    except OSError as error:
+        stop(f"  - the {kind} folder {folder} cannot be created ({error.strerror}): choose another paths.log_dir")
+
+
+def _given(config: DictConfig, key: str) -> bool:
+    return any(override.split("=", 1)[0] == key for override in config.hydra.overrides.hydra)
 
 
 class FailedJobs(Callback):

@@ -1,0 +1,138 @@
+"""A run folder: claimed when the run starts, and where each file of a run lies in it.
+
+Everything that finds a run's files by name (config checks, resume, evaluate.py, reports) takes the names from here.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+SAVED_CONFIG = Path(".hydra") / "config.yaml"  # the task config as composed (unresolved)
+SAVED_HYDRA = Path(".hydra") / "hydra.yaml"  # Hydra's node: the group choices and overrides of the launch
+SAVED_OVERRIDES = Path(".hydra") / "overrides.yaml"
+CKPT_DIR = Path("ckpt")
+LAST_CHECKPOINT = CKPT_DIR / "last.ckpt"
+BEST_CHECKPOINTS = "best-*.ckpt"  # the monitored checkpoint's file names in CKPT_DIR
+ERROR_FILE = "error.txt"
+METRICS_FILE = "test_metrics.json"
+PLOTS_DIR = Path("plots")
+WANDB_ID_FILE = "wandb_id.txt"
+SAVED_CONFIG_KEYS = ("data", "model", "training", "trainer")  # a saved config without one of these is damaged
+
+
+class DamagedFileError(ValueError):
+    """A file of a run folder that exists but cannot be read; the message names it and what to do."""
+
+
+def claim(folder: str, reuse: bool) -> str:
+    """Create ``folder`` for this run, atomically, or the next free ``folder_2``, ``folder_3``...
+
+    Run names have one-second resolution: a run started in the same second with the same overrides finds the
+    folder taken and gets the next name, so two runs never share a folder. ``reuse=True`` (the debug folder)
+    empties ``folder`` instead, so that nothing of the previous debug run is left in it.
+    """
+    if reuse:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        return folder
+    os.makedirs(os.path.dirname(folder) or ".", exist_ok=True)
+    candidate, number = folder, 1
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = f"{folder}_{number}"
+
+
+def quoted(folder: str) -> str:
+    """``folder`` as one quoted value of Hydra's override grammar (folder names hold `=`, `,` and quotes)."""
+    return "'" + folder.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def saved_config(run_dir: Path) -> DictConfig:
+    """The task config a run was started with; `DamagedFileError` when it cannot be read or lacks one of the
+    SAVED_CONFIG_KEYS (a truncated file can still be valid YAML)."""
+    path = Path(run_dir) / SAVED_CONFIG
+    try:
+        config = OmegaConf.load(path)
+    except Exception as error:  # YAML errors, undecodable bytes: all mean the same to the user
+        raise DamagedFileError(_lost_config(run_dir, f"{path} cannot be read ({type(error).__name__})")) from error
+    missing = [key for key in SAVED_CONFIG_KEYS if not isinstance(config, DictConfig) or key not in config]
+    if missing:
+        raise DamagedFileError(_lost_config(run_dir, f"{path} is incomplete (no {', '.join(missing)})"))
+    return config
+
+
+def _lost_config(run_dir: Path, problem: str) -> str:
+    overrides = Path(run_dir) / SAVED_OVERRIDES
+    again = " ".join(OmegaConf.load(overrides)) if overrides.is_file() else "<the overrides it had>"
+    return f"{problem}: the run cannot go on without its config; start it again: python train.py {again}"
+
+
+def started_with(run_dir: Path) -> DictConfig:
+    """The `hydra` node of the command that started the run in ``run_dir`` (its group choices, its overrides), also
+    on a resume; this process's where the run has not saved one (`hydra.output_subdir=null`)."""
+    path = Path(run_dir) / SAVED_HYDRA
+    if path.is_file():
+        return OmegaConf.load(path).hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get()
+
+
+def checkpoint_progress(path: Path) -> tuple[int, int]:
+    """(epochs finished, optimizer steps taken) of the run saved in checkpoint ``path``; `DamagedFileError` when the
+    file cannot be read (truncated by a full disk, a cut copy), naming the newest intact checkpoint beside it."""
+    try:
+        return _progress(path)
+    except Exception as error:  # zip, pickle and EOF errors of torch.load all mean a damaged file
+        run_dir = path.parent.parent
+        intact = newest_intact_checkpoint(path.parent, exclude=path)
+        if intact is None:
+            choice = "no other checkpoint in it can be read: start the run again"
+        else:
+            epochs, step = _progress(intact)
+            choice = (
+                f"the newest intact checkpoint is {intact.name} (epoch {epochs}, step {step}): to go on from it, "
+                f"cp {intact} {run_dir / LAST_CHECKPOINT} and resume again; or start the run again"
+            )
+        raise DamagedFileError(f"{path} cannot be read ({type(error).__name__}): {choice}") from error
+
+
+def _progress(path: Path) -> tuple[int, int]:
+    import torch  # here, not at the top: a bad config fails before importing torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"], checkpoint["global_step"]
+
+
+def newest_intact_checkpoint(ckpt_dir: Path, exclude: Path) -> Path | None:
+    """The most recently written checkpoint in ``ckpt_dir`` other than ``exclude`` that loads, or None."""
+    candidates = sorted(Path(ckpt_dir).glob("*.ckpt"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for candidate in candidates:
+        if candidate == exclude:
+            continue
+        try:
+            _progress(candidate)
+        except Exception:  # damaged too: try the next one
+            continue
+        return candidate
+    return None
+
+
+def find_checkpoint(run_dir: Path, which: str) -> Path:
+    """The checkpoint ``which`` names: "last" (ckpt/last.ckpt), "best" (the monitored one) or a path."""
+    if which == "last":
+        path = Path(run_dir) / LAST_CHECKPOINT
+    elif which == "best":
+        candidates = sorted((Path(run_dir) / CKPT_DIR).glob(BEST_CHECKPOINTS))
+        path = candidates[-1] if candidates else Path(run_dir) / CKPT_DIR / BEST_CHECKPOINTS
+    else:
+        path = Path(which)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: pass --checkpoint best, --checkpoint last or a .ckpt path")
+    return path

@@ -1,0 +1,63 @@
+"""The README's commands work as written: each command of its "What you run" and "Cluster and sweeps" blocks runs,
+with tiny settings appended, except those listed in SKIPPED (they need a cluster or a particular run folder)."""
+
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, TINY_DATA
+
+SECTIONS = ("## What you run", "## Cluster and sweeps")
+# What cannot run on a 2-core machine without SLURM, by a piece of the command, and why.
+SKIPPED = {
+    "cluster=slurm": "needs a SLURM cluster (the sbatch script is tested in test_sweeps.py)",
+    "evaluate.py outputs/2026-11-27/": "names a run folder of the README's example (evaluate.py: test_run_folders.py)",
+}
+# Tiny runs that leave every key the README sets alone (no effective batch size: the DDP line must work as written).
+TINY_RUN = [*TINY_DATA, "batch_size=2", "training.max_epochs=1", "model.width=8", "model.layers=1"]
+TINY_SEARCH = ["hydra.sweeper.n_trials=2"]
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the first bash block of each of SECTIONS."""
+    text = (REPO / "README.md").read_text()
+    commands = []
+    for heading in SECTIONS:
+        section = text[text.index(heading) :]
+        block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
+        commands += [line.strip() for line in block.splitlines() if line.startswith("python ")]
+    return commands
+
+
+def test_the_readme_blocks_are_found_and_every_skip_is_used():
+    commands = readme_commands()
+    assert len(commands) >= 10
+    for piece in SKIPPED:
+        assert any(piece in command for command in commands), f"SKIPPED names {piece!r}, which no command has"
+
+
+@pytest.mark.parametrize("command", readme_commands(), ids=lambda command: command.split("#")[0].strip())
+def test_readme_command(command, tmp_path, data_root):
+    reason = next((why for piece, why in SKIPPED.items() if piece in command), None)
+    if reason:
+        pytest.skip(reason)
+    args = shlex.split(command, comments=True)
+    assert args[:2] == ["python", "train.py"], f"only train.py commands run here: {command}"
+    tiny = [*TINY_RUN, f"paths.data_root={data_root}", f"paths.log_dir={tmp_path / 'outputs'}"]
+    if "hparams_search=optuna" in args:
+        tiny += TINY_SEARCH
+    prints = "--cfg" in args
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args[2:], *([] if prints else tiny)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    if prints:
+        assert list(tmp_path.iterdir()) == [], "printing the config creates nothing"
+    else:
+        assert list((tmp_path / "outputs").rglob("test_metrics.json")), "the run reached its test stage"
