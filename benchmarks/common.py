@@ -5,10 +5,12 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from lightning.pytorch import Callback, Trainer
 from omegaconf import DictConfig
 
 import custom_resolvers  # noqa: F401  (registers the resolvers the configs use)
+from data.generate import DataSpec
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "config")
 
@@ -17,6 +19,11 @@ def compose_config(overrides: list[str]) -> DictConfig:
     """The config `python train.py <overrides>` would train with (without Hydra's run-time node)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose("neuraloperator", overrides=overrides)
+
+
+def data_spec(overrides: list[str]) -> DataSpec:
+    """The data that `python train.py <overrides>` generates (building the data module generates nothing)."""
+    return instantiate(compose_config(overrides).data).spec
 
 
 def synchronize() -> None:

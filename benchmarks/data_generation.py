@@ -24,29 +24,19 @@ from pathlib import Path
 import h5py
 import torch
 import torch_harmonics
-from omegaconf import OmegaConf
 from torch_harmonics.examples import PdeDataset
 from tqdm.auto import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # also runs as `python benchmarks/data_generation.py` (make bench)
-import custom_resolvers  # noqa: E402, F401  (data.lmax)
+from benchmarks.common import data_spec  # noqa: E402
 from data.datamodule import ShallowWaterDataModule  # noqa: E402
 from data.generate import SECONDS_PER_STEP, DataSpec, ensure_cached, generate_trajectories  # noqa: E402
-
-CONFIG = REPO / "config" / "data"
 
 
 def preset_spec(resolution: str, **changes) -> DataSpec:
     """The data preset ``config/data/<resolution>.yaml`` as a DataSpec, with ``changes``."""
-    cfg = OmegaConf.merge(
-        OmegaConf.load(CONFIG / "data_globals.yaml"),
-        OmegaConf.load(CONFIG / f"{resolution}.yaml"),
-        {"rollout_steps": 20},  # eval.rollout_steps' default
-    )
-    fields = {field.name: cfg[field.name] for field in dataclasses.fields(DataSpec) if field.name in cfg}
-    fields["seeds"] = dict(cfg.seeds)
-    return DataSpec(**{**fields, **changes})
+    return dataclasses.replace(data_spec([f"data={resolution}"]), **changes)
 
 
 def pde_dataset_rate(spec: DataSpec, samples: int) -> float:

@@ -23,15 +23,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runs as `python benchmarks/nonlinearity.py`
-from benchmarks.common import compose_config  # noqa: E402
+from benchmarks.common import data_spec  # noqa: E402
 from data.generate import DataSpec, ensure_cached, make_solver  # noqa: E402
-
-
-def data_spec(overrides: list[str]) -> DataSpec:
-    """The DataSpec that `python train.py <overrides>` generates."""
-    data = compose_config(overrides).data
-    fields = {field.name: data[field.name] for field in dataclasses.fields(DataSpec) if field.name in data}
-    return DataSpec(**{**fields, "seeds": dict(data.seeds)})
 
 
 def step_error(spec: DataSpec) -> float:

@@ -17,17 +17,18 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch import LightningModule, Trainer
-from omegaconf import OmegaConf
 from torch_harmonics.examples import ShallowWaterSolver
 
 from data import generate
 from data.datamodule import HDF5Trajectories, InMemoryTrajectories, ShallowWaterDataModule
 from data.generate import SPLITS, DataSpec, ensure_cached, generate_trajectories, make_solver, problem_with
 from data.solver import BatchedShallowWaterSolver
+from tests.conftest import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
-PRESETS = sorted(path.stem for path in (REPO / "config" / "data").glob("*.yaml") if path.stem != "data_globals")
+PRESETS = sorted(path.stem for path in (REPO / "config" / "data").glob("*.yaml"))
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -119,13 +120,7 @@ def test_batched_solver_matches_torch_harmonics(dtype, tolerance):
 
 def preset_spec(preset: str) -> DataSpec:
     """The data that ``data=<preset>`` asks for."""
-    cfg = OmegaConf.merge(
-        OmegaConf.load(REPO / "config/data/data_globals.yaml"),
-        OmegaConf.load(REPO / f"config/data/{preset}.yaml"),
-        {"rollout_steps": 20},  # eval.rollout_steps' default
-    )
-    fields = {field.name: cfg[field.name] for field in dataclasses.fields(DataSpec) if field.name in cfg}
-    return DataSpec(**{**fields, "seeds": dict(cfg.seeds)})
+    return instantiate(compose_config([f"data={preset}"]).data).spec
 
 
 @pytest.mark.parametrize("preset", PRESETS)
