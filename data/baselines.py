@@ -92,9 +92,16 @@ class LinearSpectralEmulator(nn.Module):
 
     @staticmethod
     def _fold(reduced: torch.Tensor | None, blocks: list[torch.Tensor]) -> torch.Tensor:
-        """The R factor of ``reduced`` stacked on ``blocks`` of rows, (mmax, rows, columns) each."""
-        rows = blocks if reduced is None else [reduced, *blocks]
-        return torch.linalg.qr(torch.cat(rows, dim=1), mode="r").R
+        """The R factor of ``reduced`` stacked on ``blocks`` of rows, (mmax, rows, columns) each, one order at a
+        time (only one order's rows are copied at once) and, once R is square, in place."""
+        parts = blocks if reduced is None else [reduced, *blocks]
+        mmax, columns = parts[0].shape[0], parts[0].shape[2]
+        rows = min(sum(part.shape[1] for part in parts), columns)
+        if reduced is None or reduced.shape[1] != rows:
+            reduced = parts[0].new_empty(mmax, rows, columns)
+        for order in range(mmax):
+            reduced[order] = torch.linalg.qr(torch.cat([part[order] for part in parts]), mode="r").R
+        return reduced
 
     def step(self, features: torch.Tensor) -> torch.Tensor:
         """One hour ahead in feature space: (mmax, batch, 3L + 1) -> the same."""
