@@ -282,6 +282,27 @@ def test_data_from_the_other_path_agrees_to_float32_rounding():
     assert 0 < error.max() <= 2e-5, error.amax(dim=(0, 1))
 
 
+def test_data_is_made_with_full_float32_matmuls_whatever_the_run_allows(monkeypatch):
+    """A run may lower the float32 matmul precision for its model (TF32 on a GPU): not for the solver, and not after."""
+    spec = tiny_spec()
+    precisions = []
+    integrate = BatchedShallowWaterSolver.integrate
+
+    def recording(*args, **kwargs):
+        precisions.append(torch.get_float32_matmul_precision())
+        return integrate(*args, **kwargs)
+
+    monkeypatch.setattr(BatchedShallowWaterSolver, "integrate", recording)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        generate_trajectories(spec, 2, 2, seed=0)
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    assert precisions == ["highest"]
+
+
 def test_second_run_is_a_cache_hit(cached, monkeypatch, caplog):
     spec, path = cached
     modified = path.stat().st_mtime_ns
