@@ -5,8 +5,11 @@ import importlib
 
 # The state's channels, in order: the one place that names them (and so counts them).
 CHANNELS = ("geopotential", "vorticity", "divergence")
+# Where the solver may run (data.device): "auto" is the GPU when torch finds one. Here, not in generate.py, so that
+# the config checks can name them without importing torch.
+DEVICES = ("auto", "cpu", "cuda")
 
-__all__ = ["CHANNELS", "DataSpec", "ShallowWaterDataModule", "ensure_cached"]
+__all__ = ["CHANNELS", "DEVICES", "DataSpec", "ShallowWaterDataModule", "ensure_cached"]
 _LAZY = {"DataSpec": "data.generate", "ensure_cached": "data.generate", "ShallowWaterDataModule": "data.datamodule"}
 
 

@@ -64,16 +64,44 @@ class LinearSpectralEmulator(nn.Module):
 
     def fit(self, trajectories: Iterable[torch.Tensor]) -> "LinearSpectralEmulator":
         """Least squares over every pair of consecutive states of ``trajectories``, chunks of shape
-        (num, steps, 3, nlat, nlon); returns self."""
-        inputs, targets = [], []
+        (num, steps, 3, nlat, nlon); returns self.
+
+        The pairs are folded, a block at a time, into the R factor of a QR decomposition of [inputs | targets], so
+        that memory does not grow with their number: with X = QR, Q's columns orthonormal, least squares on R's rows
+        is least squares on all pairs, and so is its minimum-norm solution.
+        """
+        unknowns = 3 * self.lmax + 1
+        reduced = None  # (mmax, rows <= 6L + 1, 6L + 1): the R factor of the pairs folded so far
+        pending, pending_rows, pairs = [], 0, 0
         for chunk in trajectories:
             features = self.features(chunk.flatten(0, 1)).unflatten(1, chunk.shape[:2])  # (mmax, num, steps, 3L+1)
-            inputs.append(features[:, :, :-1].flatten(1, 2))
-            targets.append(features[:, :, 1:, :-1].flatten(1, 2))
-        x, y = torch.cat(inputs, dim=1), torch.cat(targets, dim=1)  # (mmax, pairs, 3L + 1), (mmax, pairs, 3L)
-        # gelsd gives the minimum-norm solution where columns are zero (l < m) or the constant is redundant (m > 0).
-        self.matrices.copy_(torch.linalg.lstsq(x.cpu(), y.cpu(), driver="gelsd").solution)
+            inputs = features[:, :, :-1].flatten(1, 2)  # (mmax, pairs, 3L + 1)
+            targets = features[:, :, 1:, :-1].flatten(1, 2)  # (mmax, pairs, 3L)
+            pending.append(torch.cat([inputs, targets], dim=2).cpu())
+            pending_rows += inputs.shape[1]
+            pairs += inputs.shape[1]
+            if pending_rows >= 2 * unknowns:
+                reduced, pending, pending_rows = self._fold(reduced, pending), [], 0
+        reduced = self._fold(reduced, pending)
+        # gelsd gives the minimum-norm solution where columns are zero (l < m) or the constant is redundant (m > 0);
+        # its cut-off for small singular values is the one it would use on all pairs at once.
+        rcond = torch.finfo(torch.float64).eps * max(pairs, unknowns)
+        solution = torch.linalg.lstsq(reduced[..., :unknowns], reduced[..., unknowns:], rcond=rcond, driver="gelsd")
+        self.matrices.copy_(solution.solution)
         return self
+
+    @staticmethod
+    def _fold(reduced: torch.Tensor | None, blocks: list[torch.Tensor]) -> torch.Tensor:
+        """The R factor of ``reduced`` stacked on ``blocks`` of rows, (mmax, rows, columns) each, one order at a
+        time (only one order's rows are copied at once) and, once R is square, in place."""
+        parts = blocks if reduced is None else [reduced, *blocks]
+        mmax, columns = parts[0].shape[0], parts[0].shape[2]
+        rows = min(sum(part.shape[1] for part in parts), columns)
+        if reduced is None or reduced.shape[1] != rows:
+            reduced = parts[0].new_empty(mmax, rows, columns)
+        for order in range(mmax):
+            reduced[order] = torch.linalg.qr(torch.cat([part[order] for part in parts]), mode="r").R
+        return reduced
 
     def step(self, features: torch.Tensor) -> torch.Tensor:
         """One hour ahead in feature space: (mmax, batch, 3L + 1) -> the same."""

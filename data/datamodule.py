@@ -163,6 +163,7 @@ class ShallowWaterDataModule(LightningDataModule):
         online: bool = False,
         in_memory_max_gb: float = 4.0,
         num_workers: int = 0,
+        device: str = "auto",
     ) -> None:
         super().__init__()
         self.spec = DataSpec(
@@ -186,6 +187,7 @@ class ShallowWaterDataModule(LightningDataModule):
         self.online = online
         self.in_memory_max_bytes = in_memory_max_gb * 2**30
         self.num_workers = num_workers
+        self.solver_device = device  # where data is generated (`data.DEVICES`); not part of the cache key
         self.path = str(self.spec.cache_path(data_root))
         self.datasets: dict[str, Dataset] = {}
         self.mean = self.std = None
@@ -194,7 +196,7 @@ class ShallowWaterDataModule(LightningDataModule):
         self._train_loader_state: dict[str, int] | None = None  # from a checkpoint being resumed
 
     def prepare_data(self) -> None:
-        ensure_cached(self.spec, self.data_root)
+        ensure_cached(self.spec, self.data_root, self.solver_device)
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits ``stage`` needs (a cached file's training split is loaded only to train)."""
@@ -206,7 +208,7 @@ class ShallowWaterDataModule(LightningDataModule):
             self._load(missing)
         except OSError as error:
             log.warning("data: reading %s failed (%s)", self.path, error)
-            regenerate_unreadable(self.spec, self.data_root)
+            regenerate_unreadable(self.spec, self.data_root, self.solver_device)
             self._load(missing)
 
     def _load(self, splits: list[str]) -> None:
@@ -236,7 +238,9 @@ class ShallowWaterDataModule(LightningDataModule):
     def _online_train_set(self, epoch: int) -> Dataset:
         """Fresh training trajectories for ``epoch``, seeded by (train seed, epoch)."""
         seed = int(np.random.SeedSequence([self.spec.seeds["train"], epoch]).generate_state(1)[0])
-        states = generate_trajectories(self.spec, self.spec.num_examples, self.spec.train_steps, seed)
+        states = generate_trajectories(
+            self.spec, self.spec.num_examples, self.spec.train_steps, seed, self.solver_device
+        )
         return InMemoryTrajectories(self.normalize_(torch.from_numpy(states)).to(self._batch_device()))
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> ResumableLoader:

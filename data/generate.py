@@ -6,8 +6,15 @@ divergence). Every trajectory starts from torch-harmonics' random initial
 condition and is integrated for ``spinup_steps`` hours before its first state is
 kept, because those initial conditions are far from balance: the geopotential's
 spread doubles in the first hour and settles after about three.
+
+The solver runs where ``data.device`` says (the GPU when there is one, by
+default); the device is not part of the cache key, so a file made on a GPU
+serves a CPU run and the other way round: the two agree to float32 rounding.
+Splits stream to the file chunk by chunk, with the training split's statistics
+accumulated as they go, so memory does not grow with the number of examples.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,7 +30,7 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from data import CHANNELS
+from data import CHANNELS, DEVICES
 from data.baselines import Climatology, LinearSpectralEmulator, Persistence
 from data.solver import BatchedShallowWaterSolver
 
@@ -31,8 +38,10 @@ log = logging.getLogger(__name__)
 
 # Bump whenever the generation code changes what a given spec produces.
 FORMAT_VERSION = 3
-# Grid points integrated at once (batch x nlat x nlon): larger batches spill out of the CPU caches and run slower.
+# Grid points integrated at once (batch x nlat x nlon): on the CPU larger batches spill out of the caches and run
+# slower; a GPU needs larger ones to keep busy (2**21 points is 16 states of 256x512; not yet tuned on a GPU).
 CHUNK_POINTS = 2**17
+GPU_CHUNK_POINTS = 2**21
 SPLITS = ("train", "val", "test")
 SECONDS_PER_STEP = 3600.0
 
@@ -78,52 +87,141 @@ class DataSpec:
         return Path(data_root) / f"swe_{self.nlat}x{self.nlon}_{digest}.h5"
 
 
-def make_solver(spec: DataSpec) -> BatchedShallowWaterSolver:
+def resolve_device(device: str) -> torch.device:
+    """Where the solver runs for a ``data.device`` of `data.DEVICES`: "auto" is the GPU when torch finds one."""
+    if device not in DEVICES:
+        raise ValueError(f"data.device={device!r} must be one of {', '.join(DEVICES)}: pass data.device=auto")
+    has_gpu = torch.cuda.is_available()
+    if device == "cuda" and not has_gpu:
+        raise ValueError("data.device=cuda, but torch finds no CUDA GPU: pass data.device=auto or data.device=cpu")
+    return torch.device("cuda" if device == "cuda" or (device == "auto" and has_gpu) else "cpu")
+
+
+def device_name(device: torch.device) -> str:
+    """What a data file records of the device that made it: "cpu", or "cuda" and the GPU's name."""
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+
+
+def make_solver(spec: DataSpec, device: str = "cpu") -> BatchedShallowWaterSolver:
     solver = BatchedShallowWaterSolver(
         spec.nlat, spec.nlon, SECONDS_PER_STEP / spec.solver_steps, lmax=spec.lmax, mmax=spec.lmax, grid=spec.grid
     )
-    return solver.to(getattr(torch, spec.dtype))
+    return solver.to(device=resolve_device(device), dtype=getattr(torch, spec.dtype))
 
 
-def generate_trajectories(spec: DataSpec, num: int, steps: int, seed: int, progress: tqdm | None = None) -> np.ndarray:
-    """``num`` trajectories of ``steps`` one-hour states after the spin-up, shape (num, steps, 3, nlat, nlon)."""
-    solver = make_solver(spec)
+def trajectory_chunks(spec: DataSpec, num: int, steps: int, seed: int, device: str = "cpu") -> Iterator[np.ndarray]:
+    """``num`` trajectories of ``steps`` one-hour states after the spin-up, in order, in float32 chunks of shape
+    (chunk, steps, 3, nlat, nlon), integrated on ``device`` (a ``data.device`` value).
+
+    The initial states are drawn all at once on the CPU from one generator (they are small): a seed gives the same
+    ones on every device and for every chunk size.
+    """
+    solver = make_solver(spec, device)
     generator = torch.Generator().manual_seed(seed)
     initial = solver.random_initial_condition(num, spec.mach, generator, spec.amplitude)
+    points = GPU_CHUNK_POINTS if solver.lap.is_cuda else CHUNK_POINTS
+    chunk = max(1, points // (spec.nlat * spec.nlon))
+    for start in range(0, num, chunk):
+        yield _integrate(solver, spec, initial[start : start + chunk], steps)
+
+
+@torch.inference_mode()
+def _integrate(solver: BatchedShallowWaterSolver, spec: DataSpec, initial: torch.Tensor, steps: int) -> np.ndarray:
+    """The grid states of one chunk of trajectories from their spectral ``initial`` states (see `trajectory_chunks`)."""
+    with full_float32_matmuls():
+        hourly = solver.integrate(initial, (spec.spinup_steps + steps - 1) * spec.solver_steps, spec.solver_steps)
+        kept = torch.cat([initial[:, None], hourly], dim=1)[:, spec.spinup_steps :]
+        states = solver.spec2grid(kept)
+    if not torch.isfinite(states).all():
+        raise FloatingPointError(
+            f"The shallow-water solver blew up at {spec.nlat}x{spec.nlon} with "
+            f"data.solver_steps={spec.solver_steps} per hour: increase data.solver_steps."
+        )
+    return states.float().cpu().numpy()
+
+
+@contextlib.contextmanager
+def full_float32_matmuls() -> Iterator[None]:
+    """Matrix products in full float32 while inside: a run may allow TF32 (10-bit mantissas) or bfloat16 for its
+    model (`torch.set_float32_matmul_precision`), but the data must stay within float32 rounding of the CPU's."""
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+
+
+def generate_trajectories(spec: DataSpec, num: int, steps: int, seed: int, device: str = "cpu") -> np.ndarray:
+    """``num`` trajectories of ``steps`` one-hour states after the spin-up, shape (num, steps, 3, nlat, nlon), held
+    whole (the training set of `data.online`)."""
     out = np.empty((num, steps, len(CHANNELS), spec.nlat, spec.nlon), dtype=np.float32)
-    total_hours = spec.spinup_steps + steps - 1
-    with torch.inference_mode():
-        chunk = max(1, CHUNK_POINTS // (spec.nlat * spec.nlon))
-        for start in range(0, num, chunk):
-            uspec = initial[start : start + chunk]
-            hourly = solver.integrate(uspec, total_hours * spec.solver_steps, spec.solver_steps)
-            kept = torch.cat([uspec[:, None], hourly], dim=1)[:, spec.spinup_steps :]
-            states = solver.spec2grid(kept)
-            if not torch.isfinite(states).all():
-                raise FloatingPointError(
-                    f"The shallow-water solver blew up at {spec.nlat}x{spec.nlon} with "
-                    f"data.solver_steps={spec.solver_steps} per hour: increase data.solver_steps."
-                )
-            out[start : start + len(uspec)] = states.float().numpy()
-            if progress is not None:
-                progress.update(len(uspec))
+    start = 0
+    for states in trajectory_chunks(spec, num, steps, seed, device):
+        out[start : start + len(states)] = states
+        start += len(states)
     return out
 
 
-def _write(spec: DataSpec, path: Path) -> None:
-    """Generate every split into ``path`` (the caller renames it into place), with the training split's statistics
-    and the baselines fitted to it."""
+class SplitStatistics:
+    """Per-channel mean and std, and the mean state, of trajectories given chunk by chunk, accumulated in float64.
+
+    Each chunk's mean and sum of squared deviations are merged into the running ones as Chan, Golub and LeVeque
+    merge them: the result is the whole split's to float64 rounding without the split ever held at once, where a
+    running sum of squares would lose the geopotential's spread (hundreds) against its mean (1e5).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0  # values per channel so far
+        self.mean = self.squares = self.state_sum = 0.0
+        self.states = 0  # states so far (trajectories x steps)
+
+    def add(self, trajectories: np.ndarray) -> None:
+        """Take in a chunk of shape (num, steps, 3, nlat, nlon)."""
+        values = trajectories.astype(np.float64)
+        count = values.size // values.shape[2]
+        mean = values.mean(axis=(0, 1, 3, 4))
+        self.state_sum = self.state_sum + values.sum(axis=(0, 1))
+        self.states += values.shape[0] * values.shape[1]
+        deviations = np.subtract(values, mean[:, None, None], out=values)
+        squares = np.square(deviations, out=deviations).sum(axis=(0, 1, 3, 4))
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.squares = self.squares + squares + delta**2 * (self.count * count / total)
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.squares / self.count)
+
+    @property
+    def climatology(self) -> np.ndarray:
+        """The mean state, (3, nlat, nlon)."""
+        return self.state_sum / self.states
+
+
+def _write(spec: DataSpec, path: Path, device: str) -> None:
+    """Generate every split into ``path`` (the caller renames it into place) on ``device``, chunk by chunk, with the
+    training split's statistics and the baselines fitted to it."""
     total = sum(spec.split_shape(split)[0] for split in SPLITS)
     with tqdm(total=total, desc=f"generating {path.name}", unit="traj") as progress, h5py.File(path, "w") as file:
+        file.attrs["device"] = device_name(resolve_device(device))
         for split in SPLITS:
-            count, steps, *_ = spec.split_shape(split)
-            states = generate_trajectories(spec, count, steps, spec.seeds[split], progress)
-            chunks = (1, *states.shape[1:])
-            file.create_dataset(split, data=states, chunks=chunks, fletcher32=True)
-            if split == "train":  # accumulated in float64 without a float64 copy of the split
-                file.attrs["mean"] = states.mean(axis=(0, 1, 3, 4), dtype=np.float64)
-                file.attrs["std"] = states.std(axis=(0, 1, 3, 4), dtype=np.float64)
-                file.create_dataset("climatology", data=states.mean(axis=(0, 1), dtype=np.float64))
+            shape = spec.split_shape(split)
+            dataset = file.create_dataset(split, shape, np.float32, chunks=(1, *shape[1:]), fletcher32=True)
+            statistics = SplitStatistics()
+            start = 0
+            for states in trajectory_chunks(spec, shape[0], shape[1], spec.seeds[split], device):
+                dataset[start : start + len(states)] = states
+                start += len(states)
+                progress.update(len(states))
+                if split == "train":
+                    statistics.add(states)
+            if split == "train":
+                file.attrs["mean"] = statistics.mean
+                file.attrs["std"] = statistics.std
+                file.create_dataset("climatology", data=statistics.climatology)
         emulator = _fit_linear_emulator(spec, file)
         file.create_dataset("linear_emulator", data=torch.view_as_real(emulator.matrices).numpy())
         file.attrs["linear_emulator_rel_l2"] = _linear_emulator_error(emulator, file)
@@ -172,13 +270,15 @@ def problem_with(path: Path, spec: DataSpec) -> str | None:
     return None
 
 
-def ensure_cached(spec: DataSpec, data_root: str | os.PathLike) -> Path:
-    """Path of a complete cache file for ``spec``, generating it if needed.
+def ensure_cached(spec: DataSpec, data_root: str | os.PathLike, device: str = "cpu") -> Path:
+    """Path of a complete cache file for ``spec``, generating it on ``device`` (a ``data.device`` value) if needed.
 
     Concurrent callers wait on a lock and generate the file once; it is written
     under a temporary name and renamed when complete, so an interrupted
-    generation never leaves a file that looks complete.
+    generation never leaves a file that looks complete. A file made on another
+    device serves as it is.
     """
+    resolve_device(device)  # a device that cannot work stops the run, cache hit or not
     path = spec.cache_path(data_root)
     path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -186,7 +286,7 @@ def ensure_cached(spec: DataSpec, data_root: str | os.PathLike) -> Path:
         if path.exists():
             problem = problem_with(path, spec)
             if problem is None:
-                log.info("data: cache hit %s (%.2f s)", path, time.perf_counter() - started)
+                log.info("data: cache hit %s, made on %s (%.2f s)", path, made_on(path), time.perf_counter() - started)
                 log_nonlinearity(path, spec)
                 return path
             log.warning("data: cache file %s is %s; regenerating it", path, problem)
@@ -195,14 +295,26 @@ def ensure_cached(spec: DataSpec, data_root: str | os.PathLike) -> Path:
             stale.unlink()
         partial = path.with_name(f"{path.name}.tmp{os.getpid()}")
         try:
-            _write(spec, partial)
+            _write(spec, partial, device)
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
     count = sum(spec.split_shape(split)[0] for split in SPLITS)
-    log.info("data: generated %d trajectories into %s in %.1f s", count, path, time.perf_counter() - started)
+    log.info(
+        "data: generated %d trajectories on %s into %s in %.1f s",
+        count,
+        made_on(path),
+        path,
+        time.perf_counter() - started,
+    )
     log_nonlinearity(path, spec)
     return path
+
+
+def made_on(path: Path) -> str:
+    """The device that generated the file at ``path`` (files from before it was recorded say so)."""
+    with h5py.File(path, "r") as file:
+        return str(file.attrs.get("device", "an unrecorded device"))
 
 
 def log_nonlinearity(path: Path, spec: DataSpec) -> None:
@@ -220,7 +332,7 @@ def log_nonlinearity(path: Path, spec: DataSpec) -> None:
     )
 
 
-def regenerate_unreadable(spec: DataSpec, data_root: str | os.PathLike) -> Path:
+def regenerate_unreadable(spec: DataSpec, data_root: str | os.PathLike, device: str = "cpu") -> Path:
     """Replace a cache file whose data fails to read (a checksum error), as ``ensure_cached`` would.
 
     Every DDP rank comes here when the file is corrupt: under the lock, only the
@@ -237,7 +349,7 @@ def regenerate_unreadable(spec: DataSpec, data_root: str | os.PathLike) -> Path:
         except OSError as error:
             log.warning("data: cache file %s is unreadable (%s); regenerating it", path, error)
             path.unlink(missing_ok=True)
-    return ensure_cached(spec, data_root)
+    return ensure_cached(spec, data_root, device)
 
 
 def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -130,14 +130,17 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
         ctype = torch.complex128 if self.lap.dtype == torch.float64 else torch.complex64
         llimit = mlimit = 120
         shape = (num, 3, min(llimit, self.lmax), min(mlimit, self.mmax))
-        noise = torch.randn(shape, dtype=ctype, generator=generator).to(self.lap.device)
-        uspec = torch.zeros(num, 3, self.lmax, self.mmax, dtype=ctype, device=self.lap.device)
-        uspec[..., : shape[2], : shape[3]] = (4 * torch.pi / llimit / (llimit + 1)) ** 0.5 * noise
-        uspec[:, 0] = self.gravity * self.hamp * uspec[:, 0]
-        uspec[:, 1:] = mach * uspec[:, 1:] * torch.sqrt(self.gravity * self.havg) / self.radius
-        uspec *= amplitude
+        noise = torch.randn(shape, dtype=ctype, generator=generator)
+        if shape[2:] != (self.lmax, self.mmax):  # degrees beyond torch-harmonics' limit stay at rest
+            noise = torch.nn.functional.pad(noise, (0, self.mmax - shape[3], 0, self.lmax - shape[2]))
+        # In place, in torch-harmonics' order of operations: a whole split's draw is held at once, and only once.
+        uspec = noise.to(self.lap.device)
+        uspec.mul_((4 * torch.pi / llimit / (llimit + 1)) ** 0.5)
+        uspec[:, 0].mul_(self.gravity * self.hamp)
+        uspec[:, 1:].mul_(mach).mul_(torch.sqrt(self.gravity * self.havg)).div_(self.radius)
+        uspec.mul_(amplitude)
         uspec[:, 0, 0, 0] += (4 * torch.pi) ** 0.5 * self.havg * self.gravity
-        return torch.tril(uspec)
+        return uspec.tril_()
 
     def integrate(self, uspec: torch.Tensor, nsteps: int, save_every: int) -> torch.Tensor:
         """Integrate ``nsteps`` solver steps, returning every ``save_every``-th state.

@@ -4,6 +4,7 @@
 The limits on modes were measured with neuraloperator 2.0.0 and torch-harmonics 0.8.0 (see each check).
 """
 
+import ctypes
 import math
 import os
 import re
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from custom_resolvers import device_count
-from data import CHANNELS
+from data import CHANNELS, DEVICES
 from runs.folder import LAST_CHECKPOINT, SAVED_CONFIG, DamagedFileError, checkpoint_progress, saved_config
 
 DATA_CHANNELS = len(CHANNELS)
@@ -161,6 +162,36 @@ def _processes(cfg: DictConfig) -> int:
         return 1  # reported by the accumulation resolver
     nodes = OmegaConf.select(cfg, "trainer.num_nodes", default=1)
     return devices * (nodes if _is_int(nodes) and nodes > 0 else 1)
+
+
+def _data_device(cfg: DictConfig) -> Iterator[str]:
+    """data.device must name where the solver can run: cuda needs a GPU (an absent key is the data module's auto)."""
+    device = OmegaConf.select(cfg, "data.device", default="auto")
+    if device not in DEVICES:
+        yield f"data.device={device!r} must be one of {', '.join(DEVICES)}: pass data.device=auto"
+    elif device == "cuda" and not cuda_gpu_visible():
+        yield (
+            "data.device=cuda, but this machine has no CUDA GPU (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides "
+            "them): pass data.device=auto (the GPU when there is one) or data.device=cpu"
+        )
+
+
+def cuda_gpu_visible() -> bool:
+    """Whether the NVIDIA driver is installed and CUDA_VISIBLE_DEVICES leaves a GPU to it, as torch's CUDA needs.
+
+    Found without importing torch (seconds) and without initialising CUDA (a process forked later could not use it):
+    loading the driver's library initialises nothing.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.split(",")[0].strip() in ("", "-1"):
+        return False
+    for library in ("libcuda.so.1", "nvcuda.dll"):
+        try:
+            ctypes.CDLL(library)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def _model(cfg: DictConfig) -> Iterator[str]:
@@ -319,4 +350,12 @@ def _damaged(read: Callable[[], object]) -> Iterator[str]:
         yield str(error)
 
 
-CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (_sizes, _switches, _batches, _model, _folders, _resume)
+CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (
+    _sizes,
+    _switches,
+    _batches,
+    _data_device,
+    _model,
+    _folders,
+    _resume,
+)

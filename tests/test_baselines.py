@@ -52,6 +52,19 @@ def test_linear_emulator_is_exact_on_linear_dynamics():
     assert errors.shape == (5, 3) and errors.max() < 1e-9
 
 
+def test_fit_folded_block_by_block_is_the_least_squares_fit_on_all_pairs():
+    """The pairs are folded into a QR factor as they come (memory does not grow with their number): the result must
+    be the least-squares fit on all of them at once, here on noisy data that no linear map fits exactly."""
+    trajectories = linear_trajectories(40, 3, seed=4)
+    trajectories += 0.1 * torch.randn(trajectories.shape, dtype=torch.float64, generator=_generator(5))
+    emulator = LinearSpectralEmulator(NLAT, NLON, "equiangular", LMAX).fit(trajectories.split(3))  # several folds
+    features = emulator.features(trajectories.flatten(0, 1)).unflatten(1, trajectories.shape[:2])
+    inputs, targets = features[:, :, :-1].flatten(1, 2), features[:, :, 1:, :-1].flatten(1, 2)
+    expected = torch.linalg.lstsq(inputs, targets, driver="gelsd").solution
+    torch.testing.assert_close(emulator.matrices, expected, rtol=1e-10, atol=1e-12)
+    assert emulator.rollout_error(trajectories).min() > 0.01  # the noise leaves a fit that is far from exact
+
+
 def test_spectral_rollout_error_is_the_area_weighted_relative_l2():
     """rollout_error works on coefficients; it must give the grid metric the model is scored with."""
     trajectories = linear_trajectories(6, 3, seed=3)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from runs import checks
 from runs.checks import INTEGER_MINIMUMS, SWITCHES, ConfigError, check_config, unwritable
 from tests.conftest import TINY, compose_hydra_config, run_train
 
@@ -187,6 +188,19 @@ def test_network_channels_follow_the_data(tmp_path):
         check(["model=sfno_th", "model.net.in_chans=3"], tmp_path)
     with pytest.raises(ConfigError, match=r"model.net.out_channels=4 must match the data's 3 channels"):
         check(["model=fno", "model.net.out_channels=4"], tmp_path)
+
+
+def test_data_device_cuda_needs_a_gpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # every GPU hidden, on any machine
+    assert not checks.cuda_gpu_visible()
+    with pytest.raises(ConfigError, match=r"data.device=cuda, but .* pass data.device=auto .* or data.device=cpu"):
+        check(["data.device=cuda"], tmp_path)
+    check(["data.device=cpu"], tmp_path)
+    check(["data.device=auto"], tmp_path)
+    monkeypatch.setattr(checks, "cuda_gpu_visible", lambda: True)
+    check(["data.device=cuda"], tmp_path)
+    with pytest.raises(ConfigError, match=r"data.device='gpu' must be one of auto, cpu, cuda: pass data.device=auto"):
+        check(["data.device=gpu"], tmp_path)
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

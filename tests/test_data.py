@@ -23,7 +23,17 @@ from torch_harmonics.examples import ShallowWaterSolver
 
 from data import generate
 from data.datamodule import HDF5Trajectories, InMemoryTrajectories, ShallowWaterDataModule
-from data.generate import SPLITS, DataSpec, ensure_cached, generate_trajectories, make_solver, problem_with
+from data.generate import (
+    SPLITS,
+    DataSpec,
+    SplitStatistics,
+    ensure_cached,
+    generate_trajectories,
+    made_on,
+    make_solver,
+    problem_with,
+    resolve_device,
+)
 from data.solver import BatchedShallowWaterSolver
 from tests.conftest import compose_config
 
@@ -198,11 +208,106 @@ def test_statistics_come_from_the_whole_training_split(cached, tmp_path):
         torch.testing.assert_close(module.datasets[split].states, (states - mean) / std)
 
 
+def test_statistics_are_merged_over_chunks_as_the_split_streams_to_the_file(tmp_path, monkeypatch):
+    """Chunks of three trajectories (3, 3, 2): the statistics accumulated as they go are the whole split's."""
+    spec = tiny_spec()
+    monkeypatch.setattr(generate, "CHUNK_POINTS", 3 * spec.nlat * spec.nlon)
+    chunks = list(generate.trajectory_chunks(spec, spec.num_examples, spec.train_steps, spec.seeds["train"]))
+    assert [len(chunk) for chunk in chunks] == [3, 3, 2]
+    with h5py.File(ensure_cached(spec, tmp_path)) as file:
+        train = file["train"][()].astype(np.float64)
+        np.testing.assert_array_equal(train, np.concatenate(chunks))
+        np.testing.assert_allclose(file.attrs["mean"], train.mean(axis=(0, 1, 3, 4)), rtol=1e-12)
+        np.testing.assert_allclose(file.attrs["std"], train.std(axis=(0, 1, 3, 4)), rtol=1e-12)
+        np.testing.assert_allclose(file["climatology"][()], train.mean(axis=(0, 1)), rtol=1e-12)
+
+
+def test_chunked_statistics_keep_a_small_spread_under_a_large_mean():
+    """The geopotential's spread is hundreds under a mean of 1e5; chunks of uneven sizes, merged in float64."""
+    values = np.random.default_rng(0).normal(1e5, 300, size=(21, 2, 3, 4, 8)).astype(np.float32)
+    statistics = SplitStatistics()
+    for start, stop in ((0, 1), (1, 8), (8, 21)):
+        statistics.add(values[start:stop])
+    whole = values.astype(np.float64)
+    np.testing.assert_allclose(statistics.mean, whole.mean(axis=(0, 1, 3, 4)), rtol=1e-14)
+    np.testing.assert_allclose(statistics.std, whole.std(axis=(0, 1, 3, 4)), rtol=1e-12)
+    np.testing.assert_allclose(statistics.climatology, whole.mean(axis=(0, 1)), rtol=1e-14)
+
+
+def test_auto_device_is_the_gpu_when_torch_finds_one(monkeypatch):
+    for has_gpu, auto in ((False, "cpu"), (True, "cuda")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda has_gpu=has_gpu: has_gpu)
+        assert resolve_device("auto") == torch.device(auto)
+        assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cuda") == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="data.device=cuda, but torch finds no CUDA GPU: pass data.device=auto"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="data.device='gpu' must be one of auto, cpu, cuda"):
+        resolve_device("gpu")
+
+
+def test_a_file_made_on_one_device_serves_another(cached, monkeypatch, caplog):
+    """The device is not part of the cache key: a file made on the CPU is a cache hit for a run on a GPU."""
+    spec, path = cached
+    assert made_on(path) == "cpu"
+    modules = [datamodule(spec, path.parent, device=device) for device in ("cpu", "auto", "cuda")]
+    assert len({module.path for module in modules}) == 1
+    modified = path.stat().st_mtime_ns
+    monkeypatch.setattr(generate, "_write", lambda spec, path, device: pytest.fail(f"regenerated on {device}"))
+    with caplog.at_level(logging.INFO, logger="data.generate"):
+        assert ensure_cached(spec, path.parent, "auto") == path
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine: the hit must not touch it
+        assert ensure_cached(spec, path.parent, "cuda") == path
+    assert caplog.text.count("cache hit") == 2 and "made on cpu" in caplog.text
+    assert path.stat().st_mtime_ns == modified
+
+
+def test_data_from_the_other_path_agrees_to_float32_rounding():
+    """Data made on a GPU matches CPU-made data to float32 rounding. Without a GPU the float64 solver stands in for
+    the other path, from the same initial states (drawn on the CPU in float32 for both devices), after the spin-up
+    and three more hours. float32 resolves the geopotential (mean ~1e5) to ~1e-2, a few 1e-6 of its anomaly: measured
+    1-8e-6 per channel here."""
+    spec = tiny_spec(spinup_steps=4)
+    reference = generate_trajectories(spec, 4, 4, seed=0, device="cpu")
+    if torch.cuda.is_available():
+        other = generate_trajectories(spec, 4, 4, seed=0, device="cuda")
+    else:
+        initial = make_solver(spec).random_initial_condition(
+            4, spec.mach, torch.Generator().manual_seed(0), spec.amplitude
+        )
+        solver = make_solver(dataclasses.replace(spec, dtype="float64"))
+        other = generate._integrate(solver, spec, initial.to(torch.complex128), 4)
+    error = relative_error(torch.from_numpy(other), torch.from_numpy(reference))
+    assert 0 < error.max() <= 2e-5, error.amax(dim=(0, 1))
+
+
+def test_data_is_made_with_full_float32_matmuls_whatever_the_run_allows(monkeypatch):
+    """A run may lower the float32 matmul precision for its model (TF32 on a GPU): not for the solver, and not after."""
+    spec = tiny_spec()
+    precisions = []
+    integrate = BatchedShallowWaterSolver.integrate
+
+    def recording(*args, **kwargs):
+        precisions.append(torch.get_float32_matmul_precision())
+        return integrate(*args, **kwargs)
+
+    monkeypatch.setattr(BatchedShallowWaterSolver, "integrate", recording)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        generate_trajectories(spec, 2, 2, seed=0)
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    assert precisions == ["highest"]
+
+
 def test_second_run_is_a_cache_hit(cached, monkeypatch, caplog):
     spec, path = cached
     modified = path.stat().st_mtime_ns
     writes = []
-    monkeypatch.setattr(generate, "_write", lambda spec, path: writes.append(path))
+    monkeypatch.setattr(generate, "_write", lambda spec, path, device: writes.append(path))
     with caplog.at_level(logging.INFO, logger="data.generate"):
         assert ensure_cached(spec, path.parent) == path
     assert writes == []
@@ -213,7 +318,7 @@ def test_second_run_is_a_cache_hit(cached, monkeypatch, caplog):
 def test_crash_while_writing_leaves_no_cache_file(tmp_path, monkeypatch):
     spec = tiny_spec()
 
-    def crash_halfway(spec: DataSpec, path: Path) -> None:
+    def crash_halfway(spec: DataSpec, path: Path, device: str) -> None:
         with h5py.File(path, "w") as file:
             file.create_dataset("train", data=generate_trajectories(spec, 2, spec.train_steps, 0))
         raise KeyboardInterrupt
