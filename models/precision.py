@@ -14,12 +14,14 @@ from typing import Any
 import torch
 from torch import nn
 
-# neuraloperator's FFT convolution (FNO) and spherical convolution (SFNO); torch-harmonics' transforms and the
-# spectral convolution of its SFNO. Matched by class name, so that neuraloperator need not be imported for them.
+# neuraloperator's FFT convolution (FNO) and spherical convolution (SFNO; MatmulSphericalConv: models/spherical.py);
+# torch-harmonics' transforms and the spectral convolution of its SFNO. Matched by class name, so that neuraloperator
+# need not be imported for them.
 SPECTRAL_MODULES = frozenset(
     {
         "SpectralConv",
         "SphericalConv",
+        "MatmulSphericalConv",
         "SpectralConvS2",
         "RealSHT",
         "InverseRealSHT",

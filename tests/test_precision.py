@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from models.precision import spectral_in_float32
+from models.spherical import Analysis, Synthesis
 from tests.conftest import TINY, compose_config, run_train
 
 FFTS = ("rfft", "irfft", "rfftn", "irfftn", "fft", "ifft")
@@ -24,6 +25,13 @@ def test_spectral_transforms_run_in_float32_under_autocast(model, monkeypatch):
             return _fft(x, *args, **kwargs)
 
         monkeypatch.setattr(torch.fft, name, recorded)
+    for transform in (Analysis, Synthesis):  # the default SFNO's transforms are matrix products, not FFTs
+
+        def recorded_forward(self, x, _forward=transform.forward):
+            calls.append((x.dtype, torch.is_autocast_enabled("cpu")))
+            return _forward(self, x)
+
+        monkeypatch.setattr(transform, "forward", recorded_forward)
     net = instantiate(compose_config([f"model={model}", "model.width=8", "model.layers=1"]).model.net)
     state = torch.randn(2, 4, 32, 64)  # the fields and sin(latitude)
 

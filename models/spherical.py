@@ -1,0 +1,117 @@
+"""neuraloperator's spherical convolution with its transforms done as matrix products.
+
+neuraloperator's `SphericalConv` takes its transforms from a handle (``sht_handle``, methods ``sht`` and ``isht``)
+that builds torch-harmonics' `RealSHT` / `InverseRealSHT`. Those run a full real FFT over the longitudes, then the
+Legendre contraction as an ``einsum`` that copies strided views, and their backward passes pad the spectrum and
+run complex FFTs. A band-limited SFNO keeps few orders (11 of 33 at 32x64), so here each transform is two matrix
+products built from torch-harmonics' own weights, as the app's solver does (`data/solver.py`):
+
+    grid (..., nlat, nlon) -> Fourier matrix over the longitudes -> one Legendre matrix per order -> (..., lmax, mmax)
+
+The grid-sized operand of each product is read in the memory layout it comes in (a transposed operand costs a
+matrix product nothing), so no grid-sized tensor is copied, also in the backward pass; only the small spectral
+tensors are rearranged. The numbers are those of torch-harmonics' transforms up to float32 rounding.
+"""
+
+import math
+
+import torch
+from neuralop.layers.spherical_convolution import SphericalConv
+from torch import nn
+from torch_harmonics import InverseRealSHT, RealSHT
+
+
+def fourier_analysis(nlon: int, mmax: int) -> torch.Tensor:
+    """(mmax * 2, nlon): longitude values -> coefficients of orders 0..mmax-1, rows ordered (order, real/imag), as
+    torch-harmonics' forward transform scales them (``2 pi * rfft(norm="forward")``)."""
+    angle = torch.arange(mmax, dtype=torch.float64)[:, None] * (2 * math.pi / nlon) * torch.arange(nlon)[None, :]
+    scale = 2 * math.pi / nlon
+    return torch.stack([scale * torch.cos(angle), -scale * torch.sin(angle)], dim=1).reshape(2 * mmax, nlon)
+
+
+def fourier_synthesis(nlon: int, mmax: int) -> torch.Tensor:
+    """(mmax * 2, nlon): coefficients of orders 0..mmax-1, rows ordered (order, real/imag) -> longitude values, as
+    ``irfft(n=nlon, norm="forward")`` (orders 0 and nlon/2 count once, with their imaginary parts ignored)."""
+    order = torch.arange(mmax, dtype=torch.float64)[:, None]
+    angle = order * (2 * math.pi / nlon) * torch.arange(nlon)[None, :]
+    weight = torch.where((order == 0) | (2 * order == nlon), 1.0, 2.0)
+    sine = torch.where((order == 0) | (2 * order == nlon), 0.0, torch.sin(angle))
+    return torch.stack([weight * torch.cos(angle), -weight * sine], dim=1).reshape(2 * mmax, nlon)
+
+
+class Analysis(nn.Module):
+    """torch-harmonics' `RealSHT` as two matrix products: (..., nlat, nlon) real -> (..., lmax, mmax) complex."""
+
+    def __init__(self, nlat: int, nlon: int, lmax: int, mmax: int, grid: str, norm: str) -> None:
+        super().__init__()
+        if mmax > nlon // 2 + 1:
+            raise ValueError(f"mmax={mmax} orders need nlon >= {2 * (mmax - 1)} longitudes, not {nlon}")
+        weights = RealSHT(nlat, nlon, lmax=lmax, mmax=mmax, grid=grid, norm=norm).weights  # (mmax, lmax, nlat)
+        self.register_buffer("fourier", fourier_analysis(nlon, mmax).float(), persistent=False)
+        self.register_buffer("legendre", weights.transpose(1, 2).float(), persistent=False)  # (mmax, nlat, lmax)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *leading, nlat, nlon = x.shape
+        mmax, _, lmax = self.legendre.shape
+        # (mmax * 2, nlon) @ (nlon, rows * nlat): the grid is read transposed, in place
+        coefficients = self.fourier @ x.reshape(-1, nlon).transpose(0, 1)  # (mmax * 2, rows * nlat)
+        spectrum = torch.bmm(coefficients.view(mmax, -1, nlat), self.legendre)  # (mmax, 2 * rows, lmax)
+        spectrum = spectrum.view(mmax, 2, *leading, lmax).movedim((0, 1), (-2, -1))  # (..., lmax, mmax, 2)
+        return torch.view_as_complex(spectrum.contiguous())
+
+
+class Synthesis(nn.Module):
+    """torch-harmonics' `InverseRealSHT` as two matrix products: (..., lmax, mmax) complex -> (..., nlat, nlon)."""
+
+    def __init__(self, nlat: int, nlon: int, lmax: int, mmax: int, grid: str, norm: str) -> None:
+        super().__init__()
+        if mmax > nlon // 2 + 1:
+            raise ValueError(f"mmax={mmax} orders need nlon >= {2 * (mmax - 1)} longitudes, not {nlon}")
+        legendre = InverseRealSHT(nlat, nlon, lmax=lmax, mmax=mmax, grid=grid, norm=norm).pct  # (mmax, lmax, nlat)
+        self.register_buffer("legendre", legendre.float(), persistent=False)
+        self.register_buffer("fourier", fourier_synthesis(nlon, mmax).float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *leading, lmax, mmax = x.shape
+        nlat, nlon = self.legendre.shape[-1], self.fourier.shape[-1]
+        parts = torch.view_as_real(x).movedim((-3, -2, -1), (-1, 0, 1))  # (mmax, 2, ..., lmax): small, copied
+        values = torch.bmm(parts.reshape(mmax, -1, lmax), self.legendre)  # (mmax, 2 * rows, nlat)
+        # (rows * nlat, mmax * 2) @ (mmax * 2, nlon): the Fourier coefficients are read transposed, in place
+        grid = values.view(2 * mmax, -1).transpose(0, 1) @ self.fourier
+        return grid.view(*leading, nlat, nlon)
+
+
+class MatmulSHT(nn.Module):
+    """neuraloperator's transform handle (`neuralop.layers.spherical_convolution.SHT`) with `Analysis` and
+    `Synthesis` in place of torch-harmonics' transforms: the same arguments, the same caching by shape."""
+
+    def __init__(self, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> None:
+        super().__init__()
+        if dtype != torch.float32:
+            raise ValueError(f"the matrix-product transforms run in float32, not {dtype}")
+        self.analyses = nn.ModuleDict()
+        self.syntheses = nn.ModuleDict()
+
+    def sht(self, x: torch.Tensor, s=None, norm: str = "ortho", grid: str = "equiangular") -> torch.Tensor:
+        *_, nlat, nlon = x.shape
+        lmax, mmax = s if s is not None else (nlat, nlat // 2 if grid == "equiangular" else nlat)
+        key = f"{nlat}_{nlon}_{lmax}_{mmax}_{norm}_{grid}"
+        if key not in self.analyses:
+            self.analyses[key] = Analysis(nlat, nlon, lmax, mmax, grid, norm).to(x.device)
+        return self.analyses[key](x)
+
+    def isht(self, x: torch.Tensor, s=None, norm: str = "ortho", grid: str = "equiangular") -> torch.Tensor:
+        *_, lmax, mmax = x.shape
+        nlat, nlon = s if s is not None else (lmax, 2 * mmax if grid == "equiangular" else mmax)
+        key = f"{nlat}_{nlon}_{lmax}_{mmax}_{norm}_{grid}"
+        if key not in self.syntheses:
+            self.syntheses[key] = Synthesis(nlat, nlon, lmax, mmax, grid, norm).to(x.device)
+        return self.syntheses[key](x)
+
+
+class MatmulSphericalConv(SphericalConv):
+    """neuraloperator's `SphericalConv` (same arguments, weights and state dict) on `MatmulSHT`'s transforms."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sht_handle = MatmulSHT(dtype=self.dtype, device=self.device)
