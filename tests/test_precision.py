@@ -1,4 +1,5 @@
-"""`trainer.precision=bf16-mixed`: pointwise layers in bfloat16, spectral transforms in float32."""
+"""`trainer.precision=bf16-mixed` and `float32_matmul_precision`: pointwise layers in bfloat16 or TensorFloat32,
+spectral transforms in float32."""
 
 import json
 import math
@@ -9,7 +10,8 @@ from hydra.utils import instantiate
 
 from models.precision import spectral_in_float32
 from models.spherical import Analysis, Synthesis
-from tests.conftest import TINY, compose_config, run_train
+from runs.start import prepare_process, start_run
+from tests.conftest import TINY, compose_config, fit_tiny_module, run_train
 
 FFTS = ("rfft", "irfft", "rfftn", "irfftn", "fft", "ifft")
 
@@ -66,3 +68,56 @@ def test_bf16_mixed_trains_and_tests_on_cpu(tmp_path, data_root):
     assert all(value.dtype != torch.bfloat16 for value in checkpoint["state_dict"].values()), "float32 weights"
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert all(math.isfinite(value) for value in metrics["rel_l2"]["model"]["mean"])
+
+
+@pytest.fixture
+def matmul_precision():
+    """Put back the process's float32 matrix-product precision after the test."""
+    before = torch.get_float32_matmul_precision()
+    yield
+    torch.set_float32_matmul_precision(before)
+
+
+SFNO = {  # the default SFNO on an 8x16 grid
+    "_target_": "neuralop.models.SFNO",
+    "n_modes": [4, 8],
+    "in_channels": 4,
+    "out_channels": 3,
+    "hidden_channels": 8,
+    "n_layers": 1,
+    "conv_module": {"_target_": "models.spherical.MatmulSphericalConv", "_partial_": True},
+}
+
+
+@pytest.mark.parametrize(
+    ("precision", "matmuls"),
+    [
+        ("32-true", "highest"),
+        ("32-true", "high"),
+        ("32-true", "medium"),
+        ("bf16-mixed", "highest"),
+        ("bf16-mixed", "high"),
+    ],
+)
+def test_each_precision_setting_trains_a_step_with_float32_transforms(
+    precision, matmuls, tmp_path, monkeypatch, matmul_precision
+):
+    seen = []
+    for transform in (Analysis, Synthesis):
+
+        def recorded_forward(self, x, _forward=transform.forward):
+            seen.append((x.dtype, torch.get_float32_matmul_precision()))
+            return _forward(self, x)
+
+        monkeypatch.setattr(transform, "forward", recorded_forward)
+    prepare_process(matmuls)
+    module, trainer = fit_tiny_module(SFNO, tmp_path, precision=precision, max_steps=1, num_sanity_val_steps=0)
+    assert trainer.global_step == 1
+    assert torch.get_float32_matmul_precision() == matmuls, "the setting holds outside the transforms"
+    assert seen and set(seen) <= {(torch.float32, "highest"), (torch.complex64, "highest")}
+    assert all(torch.isfinite(value).all() for value in module.parameters())
+
+
+def test_a_run_applies_its_float32_matmul_precision(tmp_path, matmul_precision):
+    start_run(compose_config([*TINY, "float32_matmul_precision=medium"], output_dir=tmp_path))
+    assert torch.get_float32_matmul_precision() == "medium"
