@@ -21,22 +21,22 @@ from torch import nn
 from torch_harmonics import InverseRealSHT, RealSHT
 
 
-def fourier_analysis(nlon: int, mmax: int) -> torch.Tensor:
-    """(mmax * 2, nlon): longitude values -> coefficients of orders 0..mmax-1, rows ordered (order, real/imag), as
-    torch-harmonics' forward transform scales them (``2 pi * rfft(norm="forward")``)."""
-    angle = torch.arange(mmax, dtype=torch.float64)[:, None] * (2 * math.pi / nlon) * torch.arange(nlon)[None, :]
-    scale = 2 * math.pi / nlon
-    return torch.stack([scale * torch.cos(angle), -scale * torch.sin(angle)], dim=1).reshape(2 * mmax, nlon)
+def fourier_matrix(nlon: int, mmax: int, inverse: bool) -> torch.Tensor:
+    """(mmax * 2, nlon), rows ordered (order, real/imag) for orders 0..mmax-1, as torch-harmonics scales them.
 
-
-def fourier_synthesis(nlon: int, mmax: int) -> torch.Tensor:
-    """(mmax * 2, nlon): coefficients of orders 0..mmax-1, rows ordered (order, real/imag) -> longitude values, as
-    ``irfft(n=nlon, norm="forward")`` (orders 0 and nlon/2 count once, with their imaginary parts ignored)."""
+    Forward: longitude values -> coefficients, ``2 pi * rfft(norm="forward")``. Inverse: coefficients -> values,
+    ``irfft(n=nlon, norm="forward")``, where orders 0 and nlon/2 count once and their imaginary parts are ignored.
+    """
+    if mmax > nlon // 2 + 1:
+        raise ValueError(f"mmax={mmax} orders need nlon >= {2 * (mmax - 1)} longitudes, not {nlon}")
     order = torch.arange(mmax, dtype=torch.float64)[:, None]
     angle = order * (2 * math.pi / nlon) * torch.arange(nlon)[None, :]
-    weight = torch.where((order == 0) | (2 * order == nlon), 1.0, 2.0)
-    sine = torch.where((order == 0) | (2 * order == nlon), 0.0, torch.sin(angle))
-    return torch.stack([weight * torch.cos(angle), -weight * sine], dim=1).reshape(2 * mmax, nlon)
+    once = (order == 0) | (2 * order == nlon)
+    if inverse:
+        weight, sine = torch.where(once, 1.0, 2.0), torch.where(once, 0.0, torch.sin(angle))
+    else:
+        weight, sine = torch.full_like(order, 2 * math.pi / nlon), torch.sin(angle)
+    return torch.stack([weight * torch.cos(angle), -weight * sine], dim=1).reshape(2 * mmax, nlon).float()
 
 
 class Analysis(nn.Module):
@@ -44,10 +44,8 @@ class Analysis(nn.Module):
 
     def __init__(self, nlat: int, nlon: int, lmax: int, mmax: int, grid: str, norm: str) -> None:
         super().__init__()
-        if mmax > nlon // 2 + 1:
-            raise ValueError(f"mmax={mmax} orders need nlon >= {2 * (mmax - 1)} longitudes, not {nlon}")
+        self.register_buffer("fourier", fourier_matrix(nlon, mmax, inverse=False), persistent=False)
         weights = RealSHT(nlat, nlon, lmax=lmax, mmax=mmax, grid=grid, norm=norm).weights  # (mmax, lmax, nlat)
-        self.register_buffer("fourier", fourier_analysis(nlon, mmax).float(), persistent=False)
         self.register_buffer("legendre", weights.transpose(1, 2).float(), persistent=False)  # (mmax, nlat, lmax)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,11 +63,9 @@ class Synthesis(nn.Module):
 
     def __init__(self, nlat: int, nlon: int, lmax: int, mmax: int, grid: str, norm: str) -> None:
         super().__init__()
-        if mmax > nlon // 2 + 1:
-            raise ValueError(f"mmax={mmax} orders need nlon >= {2 * (mmax - 1)} longitudes, not {nlon}")
+        self.register_buffer("fourier", fourier_matrix(nlon, mmax, inverse=True), persistent=False)
         legendre = InverseRealSHT(nlat, nlon, lmax=lmax, mmax=mmax, grid=grid, norm=norm).pct  # (mmax, lmax, nlat)
         self.register_buffer("legendre", legendre.float(), persistent=False)
-        self.register_buffer("fourier", fourier_synthesis(nlon, mmax).float(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *leading, lmax, mmax = x.shape

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from models.precision import spectral_in_float32
 from models.spherical import Analysis, Synthesis
 from runs.start import prepare_process, start_run
-from tests.conftest import TINY, compose_config, fit_tiny_module, run_train
+from tests.conftest import TINY, TINY_SFNO, compose_config, fit_tiny_module, run_train
 
 FFTS = ("rfft", "irfft", "rfftn", "irfftn", "fft", "ifft")
 
@@ -78,17 +78,6 @@ def matmul_precision():
     torch.set_float32_matmul_precision(before)
 
 
-SFNO = {  # the default SFNO on an 8x16 grid
-    "_target_": "neuralop.models.SFNO",
-    "n_modes": [4, 8],
-    "in_channels": 4,
-    "out_channels": 3,
-    "hidden_channels": 8,
-    "n_layers": 1,
-    "conv_module": {"_target_": "models.spherical.MatmulSphericalConv", "_partial_": True},
-}
-
-
 @pytest.mark.parametrize(
     ("precision", "matmuls"),
     [
@@ -111,7 +100,7 @@ def test_each_precision_setting_trains_a_step_with_float32_transforms(
 
         monkeypatch.setattr(transform, "forward", recorded_forward)
     prepare_process(matmuls)
-    module, trainer = fit_tiny_module(SFNO, tmp_path, precision=precision, max_steps=1, num_sanity_val_steps=0)
+    module, trainer = fit_tiny_module(TINY_SFNO, tmp_path, precision=precision, max_steps=1, num_sanity_val_steps=0)
     assert trainer.global_step == 1
     assert torch.get_float32_matmul_precision() == matmuls, "the setting holds outside the transforms"
     assert seen and set(seen) <= {(torch.float32, "highest"), (torch.complex64, "highest")}

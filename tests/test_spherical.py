@@ -7,7 +7,7 @@ from neuralop.layers.spherical_convolution import SHT, SphericalConv
 from models import NeuralOperatorModule
 from models.spherical import MatmulSHT, MatmulSphericalConv
 from runs.build import build_module
-from tests.conftest import compose_config, fit_tiny_module
+from tests.conftest import TINY_SFNO, compose_config, fit_tiny_module
 
 # float32 rounding, relative to the largest value: both sides sum tens of products in float32
 TOLERANCE = {"rtol": 0, "atol": 2e-6}
@@ -70,16 +70,7 @@ def test_default_sfno_matches_neuraloperators_transforms_in_outputs_and_gradient
 
 
 def test_a_checkpoint_of_an_sfno_on_these_transforms_loads_alone(tmp_path):
-    net = {
-        "_target_": "neuralop.models.SFNO",
-        "n_modes": [4, 8],
-        "in_channels": 4,
-        "out_channels": 3,
-        "hidden_channels": 8,
-        "n_layers": 1,
-        "conv_module": {"_target_": "models.spherical.MatmulSphericalConv", "_partial_": True},
-    }
-    trained, trainer = fit_tiny_module(net, tmp_path)
+    trained, trainer = fit_tiny_module(TINY_SFNO, tmp_path)
     loaded = NeuralOperatorModule.load_from_checkpoint(trainer.checkpoint_callback.best_model_path)
     assert any(type(layer) is MatmulSphericalConv for layer in loaded.modules())
     state = torch.randn(2, 3, 8, 16)
