@@ -40,6 +40,26 @@ def test_transforms_match_torch_harmonics(nlat, nlon, lmax, mmax, grid):
     )
 
 
+@pytest.mark.parametrize(
+    ("settings", "output_shape"),
+    [
+        ({"factorization": "dense"}, None),  # as neuraloperator's SFNO builds it
+        ({}, (16, 32)),  # neuraloperator's default, a CP-factorized weight; a coarser output grid
+        ({"sht_grids": ["legendre-gauss", "equiangular"], "bias": False}, (20, 40)),
+    ],
+)
+def test_convolution_matches_neuraloperators(settings, output_shape):
+    torch.manual_seed(0)
+    ours = MatmulSphericalConv(5, 6, [7, 12], **settings)
+    theirs = SphericalConv(5, 6, [7, 12], **settings)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 5, 18, 36)
+    outputs = [conv(x, output_shape=output_shape) for conv in (ours, theirs)]
+    assert outputs[0].shape == outputs[1].shape == (3, 6, *(output_shape or (18, 36)))
+    scale = outputs[1].abs().max()
+    torch.testing.assert_close(outputs[0] / scale, outputs[1] / scale, rtol=0, atol=2e-6)
+
+
 def test_default_sfno_matches_neuraloperators_transforms_in_outputs_and_gradients():
     """The default SFNO on the matrix-product transforms against the same network and weights on torch-harmonics'."""
     ours = build_module(compose_config(["model.width=8", "model.layers=2"])).net
