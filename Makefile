@@ -24,4 +24,4 @@ lint: setup
 	$(PY) -m ruff check .
 
 bench: setup
-	for script in data_generation epoch_time overhead startup; do $(PY) benchmarks/$$script.py || exit 1; done
+	for script in data_generation epoch_time overhead startup step_time; do $(PY) benchmarks/$$script.py || exit 1; done

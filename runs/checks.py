@@ -45,6 +45,8 @@ INTEGER_MINIMUMS = {
 POSITIVE_NUMBERS = ("training.lr", "data.mach", "data.amplitude")
 # On/off keys: any other value (`yes`, `1`) would silently count as on or off.
 SWITCHES = ("training.compile", "data.online", "model.residual")
+# Keys with a fixed set of values.
+CHOICES = {"float32_matmul_precision": ("highest", "high", "medium")}
 # Keys that point to folders this run writes into.
 FOLDER_KEYS = ("log_dir", "data.data_root")
 LEARNABLE_EMBEDDINGS = ("learnable lat", "learnable latlon")
@@ -124,6 +126,13 @@ def _switches(cfg: DictConfig) -> Iterator[str]:
         value = OmegaConf.select(cfg, key)
         if not isinstance(value, bool):
             yield f"{key}={value!r} must be True or False: pass {key}=True or {key}=False"
+
+
+def _choices(cfg: DictConfig) -> Iterator[str]:
+    for key, values in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in values:
+            yield f"{key}={value!r} must be one of {', '.join(values)}: pass e.g. {key}={values[0]}"
 
 
 def _batches(cfg: DictConfig) -> Iterator[str]:
@@ -353,6 +362,7 @@ def _damaged(read: Callable[[], object]) -> Iterator[str]:
 CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (
     _sizes,
     _switches,
+    _choices,
     _batches,
     _data_device,
     _model,

@@ -43,10 +43,12 @@ def start_run(cfg: DictConfig) -> Start | None:
     ckpt/last.ckpt was requeued (a SLURM time-out or pre-emption, through submitit) and goes on from there as a
     resume would, also to run a test stage it had not reached.
     """
-    prepare_process()
     run_dir = Path(cfg.output_dir)
     if cfg.resume:
         cfg = resumed_config(cfg)
+    # A run saved before the key existed trained at PyTorch's default, which None leaves in place.
+    prepare_process(OmegaConf.select(cfg, "float32_matmul_precision"))
+    suggest_gpu_preset(cfg)
     # Resolve everything now: a missing value or an impossible batch split fails before any work.
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     if OmegaConf.select(cfg, "logger.wandb") is not None:
@@ -67,8 +69,9 @@ def start_run(cfg: DictConfig) -> Start | None:
     return Start(cfg, last, step)
 
 
-def prepare_process() -> None:
-    """Process-wide settings a training process needs; imports torch."""
+def prepare_process(float32_matmul_precision: str | None = None) -> None:
+    """Process-wide settings a training process needs, with the config's `float32_matmul_precision` (None: PyTorch's
+    default or what the process set); imports torch."""
     import torch
 
     # The imported modules' millions of objects live until the process ends: keeping them out of the garbage
@@ -78,6 +81,23 @@ def prepare_process() -> None:
         gc.freeze()
     # Weights drift into subnormal floats while training; on CPUs these make each step 10-40x slower.
     torch.set_flush_denormal(True)
+    # highest: float32 matrix products in float32; high or medium: in TensorFloat32 on GPUs that have it (the
+    # spectral transforms stay in float32: models/precision.py). Convolutions follow torch.backends.cudnn.allow_tf32.
+    if float32_matmul_precision is not None:
+        torch.set_float32_matmul_precision(float32_matmul_precision)
+
+
+def suggest_gpu_preset(cfg: DictConfig) -> None:
+    """On a machine with a GPU, a run that left the accelerator to Lightning trains the default study, which is sized
+    for a 2-core CPU (batches of 16 use a fraction of a GPU): say, among the first lines of the run, how to fill it."""
+    import torch
+
+    if OmegaConf.select(cfg, "trainer.accelerator") == "auto" and torch.cuda.is_available():
+        log.info(
+            "a GPU is available, and batch_size=%s keeps most of it idle: `python train.py experiment=gpu` trains "
+            "the default study sized for one GPU (config/experiment/gpu.yaml: larger batches, learning rate scaled)",
+            cfg.batch_size,
+        )
 
 
 @contextlib.contextmanager

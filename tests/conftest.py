@@ -33,6 +33,17 @@ TINY = [
     "model.layers=1",
 ]
 
+# The default SFNO (its convolution on models/spherical.py's transforms), for fit_tiny_module's 8x16 grid.
+TINY_SFNO = {
+    "_target_": "neuralop.models.SFNO",
+    "n_modes": [4, 8],
+    "in_channels": 4,  # the fields and sin(latitude)
+    "out_channels": 3,
+    "hidden_channels": 8,
+    "n_layers": 1,
+    "conv_module": {"_target_": "models.spherical.MatmulSphericalConv", "_partial_": True},
+}
+
 # Two epochs of eight one-sample steps, a step checkpoint every two: a kill lands within an epoch.
 RESUMABLE = [
     *TINY_DATA,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runs import checks
-from runs.checks import INTEGER_MINIMUMS, SWITCHES, ConfigError, check_config, unwritable
+from runs.checks import CHOICES, INTEGER_MINIMUMS, SWITCHES, ConfigError, check_config, unwritable
 from tests.conftest import TINY, compose_hydra_config, run_train
 
 
@@ -135,6 +135,14 @@ def test_switches_are_true_or_false(key, tmp_path):
     with pytest.raises(ConfigError, match=rf"{key}='yes' must be True or False: pass {key}=True or {key}=False"):
         check([f"{key}=yes"], tmp_path)
     check([f"{key}=True"], tmp_path)
+
+
+@pytest.mark.parametrize(("key", "values"), CHOICES.items())
+def test_choices_are_one_of_their_values(key, values, tmp_path):
+    with pytest.raises(ConfigError, match=rf"{key}='fast' must be one of {', '.join(values)}: pass e.g. {key}="):
+        check([f"{key}=fast"], tmp_path)
+    for value in values:
+        check([f"{key}={value}"], tmp_path)
 
 
 @pytest.mark.parametrize("override", ["training.lr=nan", "training.lr=inf", "data.mach=0"])

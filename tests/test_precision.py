@@ -1,4 +1,5 @@
-"""`trainer.precision=bf16-mixed`: pointwise layers in bfloat16, spectral transforms in float32."""
+"""`trainer.precision=bf16-mixed` and `float32_matmul_precision`: pointwise layers in bfloat16 or TensorFloat32,
+spectral transforms in float32."""
 
 import json
 import math
@@ -8,7 +9,9 @@ import torch
 from hydra.utils import instantiate
 
 from models.precision import spectral_in_float32
-from tests.conftest import TINY, compose_config, run_train
+from models.spherical import Analysis, Synthesis
+from runs.start import prepare_process, start_run
+from tests.conftest import TINY, TINY_SFNO, compose_config, fit_tiny_module, run_train
 
 FFTS = ("rfft", "irfft", "rfftn", "irfftn", "fft", "ifft")
 
@@ -24,6 +27,13 @@ def test_spectral_transforms_run_in_float32_under_autocast(model, monkeypatch):
             return _fft(x, *args, **kwargs)
 
         monkeypatch.setattr(torch.fft, name, recorded)
+    for transform in (Analysis, Synthesis):  # the default SFNO's transforms are matrix products, not FFTs
+
+        def recorded_forward(self, x, _forward=transform.forward):
+            calls.append((x.dtype, torch.is_autocast_enabled("cpu")))
+            return _forward(self, x)
+
+        monkeypatch.setattr(transform, "forward", recorded_forward)
     net = instantiate(compose_config([f"model={model}", "model.width=8", "model.layers=1"]).model.net)
     state = torch.randn(2, 4, 32, 64)  # the fields and sin(latitude)
 
@@ -58,3 +68,45 @@ def test_bf16_mixed_trains_and_tests_on_cpu(tmp_path, data_root):
     assert all(value.dtype != torch.bfloat16 for value in checkpoint["state_dict"].values()), "float32 weights"
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert all(math.isfinite(value) for value in metrics["rel_l2"]["model"]["mean"])
+
+
+@pytest.fixture
+def matmul_precision():
+    """Put back the process's float32 matrix-product precision after the test."""
+    before = torch.get_float32_matmul_precision()
+    yield
+    torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.parametrize(
+    ("precision", "matmuls"),
+    [
+        ("32-true", "highest"),
+        ("32-true", "high"),
+        ("32-true", "medium"),
+        ("bf16-mixed", "highest"),
+        ("bf16-mixed", "high"),
+    ],
+)
+def test_each_precision_setting_trains_a_step_with_float32_transforms(
+    precision, matmuls, tmp_path, monkeypatch, matmul_precision
+):
+    seen = []
+    for transform in (Analysis, Synthesis):
+
+        def recorded_forward(self, x, _forward=transform.forward):
+            seen.append((x.dtype, torch.get_float32_matmul_precision()))
+            return _forward(self, x)
+
+        monkeypatch.setattr(transform, "forward", recorded_forward)
+    prepare_process(matmuls)
+    module, trainer = fit_tiny_module(TINY_SFNO, tmp_path, precision=precision, max_steps=1, num_sanity_val_steps=0)
+    assert trainer.global_step == 1
+    assert torch.get_float32_matmul_precision() == matmuls, "the setting holds outside the transforms"
+    assert seen and set(seen) <= {(torch.float32, "highest"), (torch.complex64, "highest")}
+    assert all(torch.isfinite(value).all() for value in module.parameters())
+
+
+def test_a_run_applies_its_float32_matmul_precision(tmp_path, matmul_precision):
+    start_run(compose_config([*TINY, "float32_matmul_precision=medium"], output_dir=tmp_path))
+    assert torch.get_float32_matmul_precision() == "medium"

@@ -1,0 +1,113 @@
+"""One training step (forward, loss, backward, Adam) of the old default SFNO against the default model as it ships.
+
+    python benchmarks/step_time.py [--threads 2] [--batch-size 16] [--steps 40] [overrides ...]
+
+Reference: neuraloperator's SFNO as the app used to train it, modes (32, 64), width 32, 4 layers, its own
+transforms, the three fields in and its default grid embedding. Default: the module `python train.py <overrides>`
+builds (`runs.build.build_module` on the composed config). Both train on the same random batches of the data
+preset's shape; the two models' steps alternate in blocks, so that a change in the machine's load hits both, and
+each figure is the median over its steps after ``--warmup``. Prints progress to stderr and the figures as one
+JSON object on the last line: ``reference_step_s``, ``default_step_s`` and ``ratio`` = default / reference.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import compose_config, synchronize  # noqa: E402
+from models.metrics import area_weights, squared_l2_loss  # noqa: E402
+from runs.build import build_module, count_parameters  # noqa: E402
+from runs.start import prepare_process  # noqa: E402
+
+
+def reference_net(channels: int, width: int, layers: int) -> nn.Module:
+    """The SFNO the app trained before it was band-limited: modes (32, 64), neuraloperator's defaults otherwise."""
+    from neuralop.models import SFNO
+
+    return SFNO(n_modes=[32, 64], in_channels=channels, out_channels=channels, hidden_channels=width, n_layers=layers)
+
+
+def stepper(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, weights: torch.Tensor):
+    """One training step on a (batch, 2, channels, nlat, nlon) pair of states."""
+
+    def step(pair: torch.Tensor) -> None:
+        optimizer.zero_grad()
+        loss = squared_l2_loss(forward(pair[:, 0]), pair[:, 1], weights)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def timed_steps(step: Callable[[torch.Tensor], None], batches: list[torch.Tensor]) -> list[float]:
+    times = []
+    for batch in batches:
+        synchronize()
+        started = time.perf_counter()
+        step(batch)
+        synchronize()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per model")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per model first")
+    parser.add_argument("--block", type=int, default=5, help="steps of one model before the other's")
+    parser.add_argument("overrides", nargs="*", help="config overrides for the default model, as for train.py")
+    args = parser.parse_args()
+    cfg = compose_config(args.overrides)
+    prepare_process(cfg.float32_matmul_precision)
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    default = build_module(cfg).to(device)
+    channels = len(default.channels)
+    reference = reference_net(channels, cfg.model.width, cfg.model.layers).to(device)
+    weights = area_weights(cfg.data.nlat, cfg.data.nlon, cfg.data.grid).to(device)
+
+    def reference_forward(state: torch.Tensor) -> torch.Tensor:
+        return state + reference(state)
+
+    steps = {
+        "reference": stepper(reference_forward, torch.optim.Adam(reference.parameters(), lr=cfg.training.lr), weights),
+        "default": stepper(default, default.optimizer_factory(default.parameters()), weights),
+    }
+    shape = (args.batch_size, 2, channels, cfg.data.nlat, cfg.data.nlon)
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.randn(shape, generator=generator).to(device) for _ in range(args.block)]
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for step in steps.values():
+        timed_steps(step, [batches[index % args.block] for index in range(args.warmup)])
+    while len(times["default"]) < args.steps:
+        for name, step in steps.items():
+            times[name] += timed_steps(step, batches)
+            print(f"{name}: {len(times[name])} steps, median {statistics.median(times[name]):.4f} s", file=sys.stderr)
+    results = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({args.threads} threads)",
+        "torch": torch.__version__,
+        "batch_size": args.batch_size,
+        "grid": f"{cfg.data.nlat}x{cfg.data.nlon}",
+        "steps": len(times["default"]),
+        "reference_parameters": count_parameters(reference),
+        "default_parameters": count_parameters(default.net),
+        "reference_step_s": round(statistics.median(times["reference"]), 4),
+        "default_step_s": round(statistics.median(times["default"]), 4),
+    }
+    results["ratio"] = round(results["default_step_s"] / results["reference_step_s"], 3)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
