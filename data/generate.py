@@ -14,7 +14,6 @@ Splits stream to the file chunk by chunk, with the training split's statistics
 accumulated as they go, so memory does not grow with the number of examples.
 """
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -32,7 +31,7 @@ from tqdm.auto import tqdm
 
 from data import CHANNELS, DEVICES
 from data.baselines import Climatology, LinearSpectralEmulator, Persistence
-from data.solver import BatchedShallowWaterSolver
+from data.solver import BatchedShallowWaterSolver, highest_matmul_precision
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +127,7 @@ def trajectory_chunks(spec: DataSpec, num: int, steps: int, seed: int, device: s
 @torch.inference_mode()
 def _integrate(solver: BatchedShallowWaterSolver, spec: DataSpec, initial: torch.Tensor, steps: int) -> np.ndarray:
     """The grid states of one chunk of trajectories from their spectral ``initial`` states (see `trajectory_chunks`)."""
-    with full_float32_matmuls():
+    with highest_matmul_precision():  # a run may allow TF32 or bfloat16 for its model, never for its data
         hourly = solver.integrate(initial, (spec.spinup_steps + steps - 1) * spec.solver_steps, spec.solver_steps)
         kept = torch.cat([initial[:, None], hourly], dim=1)[:, spec.spinup_steps :]
         states = solver.spec2grid(kept)
@@ -138,18 +137,6 @@ def _integrate(solver: BatchedShallowWaterSolver, spec: DataSpec, initial: torch
             f"data.solver_steps={spec.solver_steps} per hour: increase data.solver_steps."
         )
     return states.float().cpu().numpy()
-
-
-@contextlib.contextmanager
-def full_float32_matmuls() -> Iterator[None]:
-    """Matrix products in full float32 while inside: a run may allow TF32 (10-bit mantissas) or bfloat16 for its
-    model (`torch.set_float32_matmul_precision`), but the data must stay within float32 rounding of the CPU's."""
-    precision = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(precision)
 
 
 def generate_trajectories(spec: DataSpec, num: int, steps: int, seed: int, device: str = "cpu") -> np.ndarray:

@@ -13,7 +13,9 @@ The matrices are built from torch-harmonics' own transform weights, so the
 numbers are those of ``ShallowWaterSolver.timestep`` up to rounding.
 """
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch_harmonics.examples import ShallowWaterSolver
@@ -165,3 +167,16 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
             if (step + 1) % save_every == 0:
                 saved.append(self.unpack(packed))
         return torch.stack(saved, dim=1)
+
+
+@contextlib.contextmanager
+def highest_matmul_precision() -> Iterator[None]:
+    """float32 matrix products in full float32 (no TensorFloat32 or bfloat16 passes) within the block, whatever
+    `torch.set_float32_matmul_precision` allows outside it: the solver's data, and the spectral transforms of the
+    models (models/precision.py), must stay within float32 rounding."""
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)

@@ -11,13 +11,14 @@ lets float32 matrix products on a GPU run in TensorFloat32 (10 mantissa bits): t
 forwards run at "highest" (their backward passes follow the setting). With neither setting it changes nothing.
 """
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+
+from data.solver import highest_matmul_precision
 
 # neuraloperator's FFT convolution (FNO) and spherical convolution (SFNO; MatmulSphericalConv: models/spherical.py);
 # torch-harmonics' transforms and the spectral convolution of its SFNO. Matched by class name, so that neuraloperator
@@ -60,14 +61,3 @@ def float32_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
             return forward(x.float() if autocast and x.is_floating_point() else x, *args, **kwargs)
 
     return wrapped
-
-
-@contextlib.contextmanager
-def highest_matmul_precision() -> Iterator[None]:
-    """float32 matrix products in float32 (no TensorFloat32) within the block; the setting before it after."""
-    precision = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(precision)
