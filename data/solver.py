@@ -23,6 +23,24 @@ from torch_harmonics.examples import ShallowWaterSolver
 ADAMS_BASHFORTH_3 = (23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0)
 
 
+def fourier_matrix(nlon: int, mmax: int, inverse: bool) -> torch.Tensor:
+    """(mmax * 2, nlon) float64, rows ordered (order, real/imag) for orders 0..mmax-1, as torch-harmonics scales them.
+
+    Forward: longitude values -> coefficients, ``2 pi * rfft(norm="forward")``. Inverse: coefficients -> values,
+    ``irfft(n=nlon, norm="forward")``, where orders 0 and nlon/2 count once and their imaginary parts are ignored.
+    """
+    if mmax > nlon // 2 + 1:
+        raise ValueError(f"mmax={mmax} orders need nlon >= {2 * (mmax - 1)} longitudes, not {nlon}")
+    order = torch.arange(mmax, dtype=torch.float64)[:, None]
+    angle = order * (2 * math.pi / nlon) * torch.arange(nlon)[None, :]
+    once = (order == 0) | (2 * order == nlon)
+    if inverse:
+        weight, sine = torch.where(once, 1.0, 2.0), torch.where(once, 0.0, torch.sin(angle))
+    else:
+        weight, sine = torch.full_like(order, 2 * math.pi / nlon), torch.sin(angle)
+    return torch.stack([weight * torch.cos(angle), -weight * sine], dim=1).reshape(2 * mmax, nlon)
+
+
 class BatchedShallowWaterSolver(ShallowWaterSolver):
     """``ShallowWaterSolver`` whose states carry a leading batch dimension.
 
@@ -49,25 +67,12 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
         self.register_buffer("flux0", self.vsht.weights[0] * to_vrtdiv, persistent=False)
         self.register_buffer("flux1", self.vsht.weights[1] * to_vrtdiv, persistent=False)
         self.register_buffer("bernoulli", self.sht.weights * self.lap.T[:, :, None], persistent=False)
-        self.register_buffer("fourier_synthesis", self._fourier_synthesis(), persistent=False)
-        self.register_buffer("fourier_analysis", self._fourier_analysis(), persistent=False)
+        # Fourier synthesis (nlon, mmax * 2) and analysis (mmax * 2, nlon), columns and rows ordered (order, real/imag)
+        synthesis = fourier_matrix(self.nlon, self.mmax, inverse=True).T.contiguous()
+        self.register_buffer("fourier_synthesis", synthesis, persistent=False)
+        self.register_buffer("fourier_analysis", fourier_matrix(self.nlon, self.mmax, inverse=False), persistent=False)
         self.register_buffer("packed_hyperdiff", self.hyperdiff.T[:, :, None, None], persistent=False)
         self.register_buffer("grid_coriolis", self.coriolis[None], persistent=False)  # (1, nlat, 1)
-
-    def _fourier_synthesis(self) -> torch.Tensor:
-        """(nlon, mmax * 2): coefficients of orders 0..mmax-1, ordered (order, real/imag) -> values on the
-        longitudes (``irfft(norm="forward")`` of a truncated spectrum, imaginary part of order 0 ignored)."""
-        order = torch.arange(self.mmax, dtype=torch.float64)[None, :]
-        angle = self.lons[:, None] * order  # (nlon, mmax)
-        weight = torch.where(order == 0, 1.0, 2.0)
-        return torch.stack([weight * torch.cos(angle), -weight * torch.sin(angle)], dim=2).reshape(self.nlon, -1)
-
-    def _fourier_analysis(self) -> torch.Tensor:
-        """(mmax * 2, nlon): longitude values -> coefficients of orders 0..mmax-1, ordered (order, real/imag)
-        (``2 pi * rfft(norm="forward")``, as torch-harmonics' forward transforms scale it)."""
-        angle = torch.arange(self.mmax, dtype=torch.float64)[:, None] * self.lons[None, :]  # (mmax, nlon)
-        scale = 2 * math.pi / self.nlon
-        return torch.stack([scale * torch.cos(angle), -scale * torch.sin(angle)], dim=1).reshape(-1, self.nlon)
 
     def pack(self, uspec: torch.Tensor) -> torch.Tensor:
         """(batch, 3, lmax, mmax) complex -> (mmax, lmax, 6, batch) real."""

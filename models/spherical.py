@@ -17,30 +17,13 @@ matrix product per degree; only these small spectral tensors are rearranged. The
 neuraloperator's convolution on torch-harmonics' transforms up to float32 rounding.
 """
 
-import math
 
 import torch
 from neuralop.layers.spherical_convolution import SphericalConv
 from torch import nn
 from torch_harmonics import InverseRealSHT, RealSHT
 
-
-def fourier_matrix(nlon: int, mmax: int, inverse: bool) -> torch.Tensor:
-    """(mmax * 2, nlon), rows ordered (order, real/imag) for orders 0..mmax-1, as torch-harmonics scales them.
-
-    Forward: longitude values -> coefficients, ``2 pi * rfft(norm="forward")``. Inverse: coefficients -> values,
-    ``irfft(n=nlon, norm="forward")``, where orders 0 and nlon/2 count once and their imaginary parts are ignored.
-    """
-    if mmax > nlon // 2 + 1:
-        raise ValueError(f"mmax={mmax} orders need nlon >= {2 * (mmax - 1)} longitudes, not {nlon}")
-    order = torch.arange(mmax, dtype=torch.float64)[:, None]
-    angle = order * (2 * math.pi / nlon) * torch.arange(nlon)[None, :]
-    once = (order == 0) | (2 * order == nlon)
-    if inverse:
-        weight, sine = torch.where(once, 1.0, 2.0), torch.where(once, 0.0, torch.sin(angle))
-    else:
-        weight, sine = torch.full_like(order, 2 * math.pi / nlon), torch.sin(angle)
-    return torch.stack([weight * torch.cos(angle), -weight * sine], dim=1).reshape(2 * mmax, nlon).float()
+from data.solver import fourier_matrix
 
 
 class Analysis(nn.Module):
@@ -49,7 +32,7 @@ class Analysis(nn.Module):
 
     def __init__(self, nlat: int, nlon: int, lmax: int, mmax: int, grid: str, norm: str) -> None:
         super().__init__()
-        self.register_buffer("fourier", fourier_matrix(nlon, mmax, inverse=False), persistent=False)
+        self.register_buffer("fourier", fourier_matrix(nlon, mmax, inverse=False).float(), persistent=False)
         weights = RealSHT(nlat, nlon, lmax=lmax, mmax=mmax, grid=grid, norm=norm).weights  # (mmax, lmax, nlat)
         self.register_buffer("legendre", weights.transpose(1, 2).float(), persistent=False)  # (mmax, nlat, lmax)
 
@@ -68,7 +51,7 @@ class Synthesis(nn.Module):
 
     def __init__(self, nlat: int, nlon: int, lmax: int, mmax: int, grid: str, norm: str) -> None:
         super().__init__()
-        self.register_buffer("fourier", fourier_matrix(nlon, mmax, inverse=True), persistent=False)
+        self.register_buffer("fourier", fourier_matrix(nlon, mmax, inverse=True).float(), persistent=False)
         legendre = InverseRealSHT(nlat, nlon, lmax=lmax, mmax=mmax, grid=grid, norm=norm).pct  # (mmax, lmax, nlat)
         self.register_buffer("legendre", legendre.float(), persistent=False)
 
