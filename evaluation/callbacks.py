@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
-from runs.folder import started_with
+from runs.folder import PLOTS_DIR, started_with
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class ValidationMaps(Callback):
     """
 
     def __init__(self, run_dir: str, every_n_epochs: int = 5) -> None:
-        self.directory = Path(run_dir) / "plots" / "validation"
+        self.directory = Path(run_dir) / PLOTS_DIR / "validation"
         self.every_n_epochs = every_n_epochs
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

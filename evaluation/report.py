@@ -18,7 +18,7 @@ import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from runs.folder import ERROR_FILE, METRICS_FILE
+from runs.folder import ERROR_FILE, METRICS_FILE, SAVED_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
     Job folders are the subfolders holding `.hydra/`, ordered by the job number that starts their name. Each job:
     {"job": folder name, "path": Path, "status": "completed" | "failed", "metrics": dict | None, "error": str | None}.
     """
-    job_dirs = [path for path in Path(sweep_dir).iterdir() if (path / ".hydra").is_dir()]
+    job_dirs = [path for path in Path(sweep_dir).iterdir() if (path / SAVED_CONFIG).parent.is_dir()]
     return [_load_job(job_dir) for job_dir in sorted(job_dirs, key=_job_number)]
 
 

@@ -17,7 +17,6 @@ matrix product per degree; only these small spectral tensors are rearranged. The
 neuraloperator's convolution on torch-harmonics' transforms up to float32 rounding.
 """
 
-
 import torch
 from neuralop.layers.spherical_convolution import SphericalConv
 from torch import nn
