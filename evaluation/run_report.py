@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.report import MODEL
 from runs.folder import METRICS_FILE, PLOTS_DIR
+
+MODEL = "model"  # test_metrics.json's name of the trained network's forecast; the others are baselines
 
 
 def metrics_record(results: dict, channels: list[str], meta: dict) -> dict:

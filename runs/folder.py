@@ -1,11 +1,15 @@
-"""A run folder: claimed when the run starts, and where each file of a run lies in it.
+"""A run folder: claimed when the run starts, and where each file of a run lies in it; a sweep folder: its jobs.
 
 Everything that finds a run's files by name (config checks, resume, evaluate.py, reports) takes the names from here.
 """
 
+import json
+import math
 import os
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -17,6 +21,7 @@ LAST_CHECKPOINT = CKPT_DIR / "last.ckpt"
 BEST_CHECKPOINTS = "best-*.ckpt"  # the monitored checkpoint's file names in CKPT_DIR
 ERROR_FILE = "error.txt"
 METRICS_FILE = "test_metrics.json"
+ERRORS_FILE = "test_errors.npz"  # per test trajectory, channel and lead: what paired tests need
 PLOTS_DIR = Path("plots")
 WANDB_ID_FILE = "wandb_id.txt"
 SAVED_CONFIG_KEYS = ("data", "model", "training", "trainer")  # a saved config without one of these is damaged
@@ -136,3 +141,33 @@ def find_checkpoint(run_dir: Path, which: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: pass --checkpoint best, --checkpoint last or a .ckpt path")
     return path
+
+
+def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Every job of a sweep with its test metrics, or why it has none, so that failed jobs show in the reports.
+
+    Job folders are the subfolders holding `.hydra/`, ordered by the job number that starts their name. Each job:
+    {"job": folder name, "path": Path, "status": "completed" | "failed", "metrics": dict | None, "error": str | None}.
+    """
+    job_dirs = [path for path in Path(sweep_dir).iterdir() if (path / SAVED_CONFIG).parent.is_dir()]
+    return [_load_job(job_dir) for job_dir in sorted(job_dirs, key=job_number)]
+
+
+def job_number(job_dir: Path) -> tuple[float, str]:
+    """Sort key: Hydra names job folders `<job number>_<overrides>`; names without a number go last."""
+    match = re.match(r"\d+", job_dir.name)
+    return (int(match.group()) if match else math.inf, job_dir.name)
+
+
+def _load_job(job_dir: Path) -> dict[str, Any]:
+    job = {"job": job_dir.name, "path": job_dir, "status": "failed", "metrics": None, "error": None}
+    metrics_path, error_path = job_dir / METRICS_FILE, job_dir / ERROR_FILE
+    if metrics_path.is_file():
+        try:
+            return job | {"status": "completed", "metrics": json.loads(metrics_path.read_text())}
+        except json.JSONDecodeError as error:
+            return job | {"error": f"unreadable {METRICS_FILE}: {error}"}
+    if error_path.is_file():
+        lines = error_path.read_text().splitlines()
+        return job | {"error": lines[0] if lines else f"empty {ERROR_FILE}"}
+    return job | {"error": f"no {METRICS_FILE}"}

@@ -22,9 +22,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
 from custom_resolvers import process_rank
-from evaluation.report import collect_jobs
 from runs.checks import ConfigError, check_config
-from runs.folder import claim, quoted
+from runs.folder import claim, collect_jobs, quoted
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The sweep comparison from synthetic job folders: labels, seed groups, significance, baselines, failed jobs."""
+"""The sweep comparison from synthetic job folders: labels, seed groups, verdicts (Welch across seeds, paired over
+test trajectories from test_errors.npz, Holm over leads), baselines, failed jobs."""
 
 import csv
 import json
@@ -7,8 +8,14 @@ import logging
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from scipy import stats
 
-from evaluation.report import ComparisonReport, collect_jobs, group_configurations, label_jobs, write_comparison
+from evaluation.statistics import holm
+from evaluation.sweep.callback import ComparisonReport
+from evaluation.sweep.jobs import group_configurations, label_jobs
+from evaluation.sweep.report import write_comparison
+from evaluation.sweep.verdicts import verdicts
+from runs.folder import collect_jobs
 
 CHANNELS = ["geopotential", "vorticity", "divergence"]
 NAMES = [*CHANNELS, "mean"]
@@ -20,9 +27,10 @@ BASELINES = {
 }
 
 
-def make_job(sweep_dir, number, overrides, scale=None, standard_error=0.001, error=None, edit=None):
+def make_job(sweep_dir, number, overrides, scale=None, standard_error=0.001, error=None, edit=None, errors=None):
     """A job folder named as Hydra names it; with `scale` its model error grows as scale * lead hour, and `edit`
-    changes its metrics in place before they are written."""
+    changes its metrics in place before they are written. With `scale`, `errors` ({forecast: [trajectory, lead]},
+    the same in every channel) is written as test_errors.npz, and test_metrics.json's errors are its means."""
     job_dir = sweep_dir / "_".join([str(number), "sfno32x64", *overrides])
     (job_dir / ".hydra").mkdir(parents=True)
     if error is not None:
@@ -54,10 +62,39 @@ def make_job(sweep_dir, number, overrides, scale=None, standard_error=0.001, err
             "prediction": dict.fromkeys(CHANNELS, [[1.0, 0.2, 0.05]] * 2),
         },
     }
+    if errors is not None:
+        write_errors(job_dir, errors, metrics)
     if edit is not None:
         edit(metrics)
     (job_dir / "test_metrics.json").write_text(json.dumps(metrics))
     return job_dir
+
+
+def write_errors(job_dir, errors, metrics):
+    """test_errors.npz in the shared format ([forecast, trajectory, channel, lead]) and test_metrics.json's means and
+    standard errors over trajectories from it."""
+    forecasts = list(errors)
+    per_trajectory = np.stack([np.repeat(errors[name][:, None, :], len(CHANNELS), axis=1) for name in forecasts])
+    np.savez(
+        job_dir / "test_errors.npz",
+        forecasts=np.array(forecasts),
+        channels=np.array(CHANNELS),
+        lead_hours=np.array(LEADS),
+        rel_l2=per_trajectory,
+    )
+    count = per_trajectory.shape[1]
+    metrics["num_trajectories"] = count
+    for name, values in errors.items():
+        metrics["rel_l2"][name] = dict.fromkeys(NAMES, values.mean(axis=0).tolist())
+        metrics["rel_l2_se"][name] = dict.fromkeys(NAMES, (values.std(axis=0, ddof=1) / np.sqrt(count)).tolist())
+
+
+def trajectory_errors(rng, model_scale, trajectories=16):
+    """Errors per test trajectory and lead: the baselines as in BASELINES times a per-trajectory difficulty (the
+    same test set for every job), the model scale * lead with noise of its own."""
+    difficulty = np.random.default_rng(0).uniform(0.5, 1.5, (trajectories, 1))
+    model = model_scale * np.array(LEADS) * difficulty * rng.uniform(0.9, 1.1, (trajectories, len(LEADS)))
+    return {"model": model} | {name: difficulty * np.array(values) for name, values in BASELINES.items()}
 
 
 def read_csv(path):
@@ -109,14 +146,14 @@ def test_jobs_that_differ_only_in_seed_form_one_configuration(tmp_path):
     for config, per_seed in zip(configurations, scales.values(), strict=False):
         at_20h = 20 * np.array(per_seed)
         assert config["rel_l2"]["mean"][19] == pytest.approx(at_20h.mean())
-        assert config["rel_l2_sd"]["mean"][19] == pytest.approx(at_20h.std(ddof=1))
+        assert config["sd"]["mean"][19] == pytest.approx(at_20h.std(ddof=1))
         assert config["rel_l2_se"]["mean"][19] == pytest.approx(at_20h.std(ddof=1) / np.sqrt(3))
     single = configurations[2]
     assert single["rel_l2_se"]["mean"][19] == 0.001, "one seed: its standard error over test trajectories"
-    assert single["rel_l2_sd"] == {}
+    assert single["sd"] == {}
 
 
-def test_comparison_report_groups_seeds_and_says_what_is_significant(tmp_path):
+def test_comparison_report_groups_seeds_and_tests_across_them(tmp_path):
     seed_sweep(tmp_path)
 
     markdown = write_comparison(tmp_path).read_text()
@@ -124,33 +161,100 @@ def test_comparison_report_groups_seeds_and_says_what_is_significant(tmp_path):
     table = markdown.split("## Across seeds")[1].split("##")[0]
     assert "| model=sfno lr=0.001 | sfno | 3 | 0.011 ± 0.00058 (sd 0.001) |" in table
     assert "| model=sfno lr=0.003 | sfno | 1 | 0.0115 ± 0.001 |" in table
-    # At 1 h, sfno's seeds (0.011 +- 0.00058) and the lr=0.003 job (0.0115 +- 0.001) overlap; fno is far off.
+    verdict_table = markdown.split("## Who wins")[1].split("##")[0]
+    # Seeds 0.010/0.011/0.012 against 0.030/0.027/0.033 per lead hour: Welch's t = 10.6 on 2.5 degrees of freedom.
+    sfno, fno = 20 * np.array([0.010, 0.011, 0.012]), 20 * np.array([0.030, 0.027, 0.033])
+    p = stats.ttest_ind(sfno, fno, equal_var=False).pvalue
+    assert "| +20 h | model=sfno lr=0.001 | model=fno lr=0.001 | -0.38 | [-0.513, -0.247] | " in verdict_table
+    assert f"| {p:.2g} | {4 * p:.2g} | seeds (n=6) | better, significant |" in verdict_table
     assert (
-        "- **+1 h**: lowest `model=sfno lr=0.001` 0.011 ± 0.00058, then `model=sfno lr=0.003` 0.0115 ± 0.001: "
-        "difference not significant; best baseline linear 0.002 ± 0.001: not beaten." in markdown
+        "| +1 h | model=sfno lr=0.001 | model=sfno lr=0.003 | -0.0005 |  |  |  | no test: not the same test "
+        "trajectories, or no test_errors.npz |  |" in verdict_table
+    ), "one seed and no per-trajectory errors: no test"
+    assert "| +1 h | model=sfno lr=0.001 | linear | 0.009 | " in verdict_table, "against the best baseline"
+    assert "| seeds (n=3) | worse, significant |" in verdict_table
+
+
+def two_configurations(sweep_dir, seeds=3, scales=(0.010, 0.011)):
+    """Two models (scales per lead hour) over `seeds` seeds, each job with its test_errors.npz on one test set."""
+    rng = np.random.default_rng(7)
+    number = 0
+    for model, scale in zip(("sfno", "fno"), scales, strict=True):
+        for seed in range(seeds):
+            seed_scale = scale * rng.uniform(0.9, 1.1)
+            errors = trajectory_errors(rng, seed_scale)
+            make_job(sweep_dir, number, [f"model={model}", f"seed={seed}"], scale=seed_scale, errors=errors)
+            number += 1
+
+
+def test_a_two_configuration_sweep_tests_with_welch_on_the_jobs_own_mean_errors(tmp_path):
+    """Issue #16's acceptance: comparison_tests.csv's p is Welch's test on the jobs' own mean errors, Holm-adjusted
+    over the leads, and the model against its best baseline is paired over seeds."""
+    two_configurations(tmp_path)
+
+    write_comparison(tmp_path)
+
+    rows = read_csv(tmp_path / "comparison_tests.csv")
+    assert list(rows[0])[:8] == ["lead_h", "config", "other", "difference", "ci_low", "ci_high", "p", "p_holm"]
+    jobs = [json.loads(path.read_text()) for path in tmp_path.glob("*/test_metrics.json")]
+
+    def seed_means(model, forecast="model"):
+        chosen = [metrics for metrics in jobs if metrics["model"] == model]
+        return np.array(
+            [[metrics["rel_l2"][forecast]["mean"][lead - 1] for lead in (1, 5, 10, 20)] for metrics in chosen]
+        )
+
+    between = [row for row in rows if row["other"].startswith("model=")]
+    assert [(row["lead_h"], row["config"], row["other"]) for row in between] == [
+        (str(lead), "model=sfno", "model=fno") for lead in (1, 5, 10, 20)
+    ]
+    expected = stats.ttest_ind(seed_means("sfno"), seed_means("fno"), equal_var=False)
+    assert [float(row["p"]) for row in between] == pytest.approx(expected.pvalue, rel=1e-9)
+    assert [float(row["p_holm"]) for row in between] == pytest.approx(holm(expected.pvalue))
+    assert [float(row["difference"]) for row in between] == pytest.approx(
+        seed_means("sfno").mean(axis=0) - seed_means("fno").mean(axis=0)
     )
-    assert (
-        "- **+20 h**: lowest `model=sfno lr=0.001` 0.22 ± 0.012, then `model=sfno lr=0.003` 0.23 ± 0.001: diff"
-        in markdown
-    )
+    assert {(row["test"], row["n"], row["over"]) for row in between} == {("welch", "6", "seeds")}
+
+    against_baseline = [row for row in rows if row["other"] == "linear"]
+    assert len(against_baseline) == 4
+    paired = stats.ttest_rel(seed_means("sfno"), seed_means("sfno", "linear"))
+    assert [float(row["p"]) for row in against_baseline] == pytest.approx(paired.pvalue, rel=1e-9)
 
 
-def test_significance_across_few_seeds_uses_students_t(tmp_path):
-    """Means 0.011 and 0.0145 at 1 h, each +- 0.00058 over three seeds: the normal 1.96 would call the difference
-    significant, Student's t with two degrees of freedom (4.3) does not."""
-    for number in range(6):
-        model, seed = ("sfno", "fno")[number // 3], number % 3
-        scale = (0.010 if model == "sfno" else 0.0135) + 0.001 * seed
-        make_job(tmp_path, number, [f"model={model}", f"seed={seed}"], scale=scale)
+def test_with_one_seed_each_the_test_is_paired_over_trajectories_and_says_it_is_blind_to_seeds(tmp_path):
+    two_configurations(tmp_path, seeds=1, scales=(0.010, 0.012))
+    jobs = collect_jobs(tmp_path)
+    label_jobs(jobs)
 
-    markdown = write_comparison(tmp_path).read_text()
+    found = verdicts(group_configurations(jobs), [1, 20])
 
-    assert (
-        "- **+1 h**: lowest `model=sfno` 0.011 ± 0.00058, then `model=fno` 0.0145 ± 0.00058: difference not" in markdown
-    )
+    errors = [np.load(job["path"] / "test_errors.npz")["rel_l2"] for job in jobs]
+    sfno, fno = (array[0, :, :, 19].mean(axis=1) for array in errors)  # the model, channel mean, at 20 h
+    at_20h = {verdict.other: verdict for verdict in found if verdict.lead == 20}
+    assert at_20h["model=fno"].comparison.p == pytest.approx(stats.ttest_rel(sfno, fno).pvalue, rel=1e-9)
+    assert at_20h["model=fno"].over == "test trajectories, blind to seed variance"
+    assert at_20h["model=fno"].comparison.n == 16
+    linear = errors[0][list(BASELINES).index("linear") + 1, :, :, 19].mean(axis=1)
+    assert at_20h["linear"].comparison.p == pytest.approx(stats.ttest_rel(sfno, linear).pvalue, rel=1e-9)
+    assert at_20h["linear"].over == "test trajectories, blind to seed variance"
 
 
-def test_comparison_report_significant_win_and_first_leads_worse(tmp_path):
+def test_jobs_on_different_test_sets_are_not_paired(tmp_path):
+    rng = np.random.default_rng(1)
+    make_job(tmp_path, 0, ["model=sfno", "data.amplitude=1"], scale=0.01, errors=trajectory_errors(rng, 0.01))
+    other_data = trajectory_errors(rng, 0.02)
+    other_data["linear"] = other_data["linear"] * 1.5
+    make_job(tmp_path, 1, ["model=fno", "data.amplitude=2"], scale=0.02, errors=other_data)
+    jobs = collect_jobs(tmp_path)
+    label_jobs(jobs)
+
+    (between, _) = [verdict for verdict in verdicts(group_configurations(jobs), [5]) if verdict.lead == 5]
+
+    assert between.comparison is None and between.over.startswith("no test: not the same test trajectories")
+
+
+def test_comparison_report_first_leads_worse(tmp_path):
     make_job(tmp_path, 0, ["model=sfno"], scale=0.001, standard_error=0.0001)
     make_job(
         tmp_path,
@@ -164,10 +268,6 @@ def test_comparison_report_significant_win_and_first_leads_worse(tmp_path):
     markdown = write_comparison(tmp_path).read_text()
 
     assert "## Across seeds" not in markdown, "no configuration has several seeds"
-    assert (
-        "- **+1 h**: lowest `model=sfno` 0.001 ± 0.0001, then `model=fno` 0.003 ± 0.0001: difference significant; "
-        "best baseline linear 0.002 ± 0.0001: beaten, significant." in markdown
-    )
     assert "| job | persistence | climatology | linear |" in markdown
     assert "| #0 model=sfno | never | never | never |" in markdown
     assert "| #1 model=fno | never | never | +1 h (vorticity +3 h) |" in markdown
@@ -283,7 +383,7 @@ def test_callback_writes_report_and_never_raises(tmp_path, caplog):
     make_job(tmp_path, 0, ["model=sfno"], scale=0.01)
     callback = ComparisonReport()
 
-    with caplog.at_level(logging.INFO, logger="evaluation.report"):
+    with caplog.at_level(logging.INFO, logger="evaluation.sweep.callback"):
         callback.on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
         callback.on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "missing")}}}))
 

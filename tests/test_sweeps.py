@@ -48,6 +48,9 @@ def test_submitit_local_runs_sweep_jobs_in_parallel_processes(tmp_path, data_roo
     (start_0, end_0), (start_1, end_1) = (log_times(job) for job in jobs)
     assert start_1 < end_0 and start_0 < end_1, "the two jobs ran at the same time"
     assert "2 jobs: 2 completed, 0 failed" in (sweep / "comparison.md").read_text()
+    tests = (sweep / "comparison_tests.csv").read_text().splitlines()
+    assert tests[0].startswith("lead_h,config,other,difference,ci_low,ci_high,p,p_holm")
+    assert any(",lr=0.001,lr=0.002," in row or ",lr=0.002,lr=0.001," in row for row in tests[1:]), "the two jobs"
     assert "Sweep comparison written" in result.stdout
 
 
