@@ -18,12 +18,12 @@ import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from models import MODEL
 from runs.folder import ERROR_FILE, METRICS_FILE, SAVED_CONFIG
 
 log = logging.getLogger(__name__)
 
 REPORT_LEAD_HOURS = (1, 5, 10, 20, 50, 100)  # rollout leads tabulated; those no job reached are left out
-MODEL = "model"  # test_metrics.json's name of the trained network's forecast; the others are baselines
 SEED_KEY = "seed"  # jobs that differ only in this override are one configuration
 CONFIDENCE = 0.95  # two-sided intervals of mean +- t standard errors (Student's t) decide "significant"
 

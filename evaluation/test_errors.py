@@ -27,11 +27,13 @@ class TrajectoryErrors:
     metrics: dict[str, np.ndarray]
 
     def __post_init__(self) -> None:
-        shape = (len(self.forecasts), None, len(self.channels), len(self.lead_hours))
+        sizes = (len(self.forecasts), len(self.channels), len(self.lead_hours))
         for name, values in self.metrics.items():
-            if values.ndim != 4 or any(size not in (None, actual) for size, actual in zip(shape, values.shape)):
-                raise ValueError(f"{name} has shape {values.shape}: expected (forecast, trajectory, channel, lead) = "
-                                 f"({shape[0]}, trajectories, {shape[2]}, {shape[3]})")
+            if values.ndim != 4 or (values.shape[0], *values.shape[2:]) != sizes:
+                raise ValueError(
+                    f"{name} has shape {values.shape}: expected (forecast, trajectory, channel, lead) with "
+                    f"{sizes[0]} forecasts, {sizes[1]} channels and {sizes[2]} leads"
+                )
 
     @property
     def num_trajectories(self) -> int:

@@ -10,7 +10,14 @@ from torchmetrics import MeanMetric
 from models import MODEL
 from models.instantiate import instantiate
 from models.latitude import LatitudeInput
-from models.metrics import METRICS, angular_power_spectrum, area_weights, relative_l2, spectrum_transform, squared_l2_loss
+from models.metrics import (
+    METRICS,
+    angular_power_spectrum,
+    area_weights,
+    relative_l2,
+    spectrum_transform,
+    squared_l2_loss,
+)
 from models.precision import spectral_in_float32
 
 
