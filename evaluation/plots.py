@@ -127,18 +127,21 @@ def plot_rollout_error(
     path: str | Path,
     title: str,
     baselines: Sequence[str] = (),
+    metric: str = "rel_l2",
+    ylabel: str = "relative L2 error",
 ) -> Figure:
     """Error against lead time with standard-error bands, to see how fast each model drifts and from when it falls
     behind a baseline.
 
-    `curves` maps a label (a run's model, a configuration, a baseline) to {"rel_l2": {panel: per lead},
-    "rel_l2_se": {panel: per lead}}, the blocks of test_metrics.json for one forecast; the standard error is
-    optional and None where undefined. Leads are 1, 2, ... hours. One panel per channel (or "mean"). Every curve has
-    a band of +-1 standard error; labels in `baselines` are drawn in grey with a line style each, the rest in colour.
+    `curves` maps a label (a run's model, a configuration, a baseline) to {metric: {panel: per lead},
+    metric + "_se": {panel: per lead}}, the blocks of test_metrics.json for one forecast; the standard error is
+    optional and None where undefined. Leads are 1, 2, ... hours. One panel per channel (or "mean"). Every curve with
+    a standard error has a band of +-1 standard error; labels in `baselines` are drawn in grey with a line style
+    each, the rest in colour.
     """
     if not curves:
         raise ValueError("no curves to plot")
-    panel_names = list(dict.fromkeys(name for curve in curves.values() for name in curve["rel_l2"]))
+    panel_names = list(dict.fromkeys(name for curve in curves.values() for name in curve[metric]))
     fig = Figure(figsize=(max(6.5, 4.5 * len(panel_names)), 4))
     _fixed_margins(fig, top_inches=0.65)  # room for the suptitle
     axes = fig.subplots(1, len(panel_names), squeeze=False)[0]
@@ -146,13 +149,13 @@ def plot_rollout_error(
     for ax, name in zip(axes, panel_names, strict=True):
         plotted_values = []
         for label, curve in curves.items():
-            if name not in curve["rel_l2"]:
+            if name not in curve[metric]:
                 continue
-            values = _as_floats(curve["rel_l2"][name])
+            values = _as_floats(curve[metric][name])
             leads = np.arange(1, len(values) + 1)
             ax.plot(leads, values, label=label, **styles[label])
             plotted_values.append(values)
-            standard_error = curve.get("rel_l2_se", {}).get(name)
+            standard_error = curve.get(f"{metric}_se", {}).get(name)
             if standard_error is not None:
                 standard_error = _as_floats(standard_error)
                 band = {"color": styles[label]["color"], "alpha": 0.1 if label in baselines else 0.2, "linewidth": 0}
@@ -162,7 +165,7 @@ def plot_rollout_error(
         ax.set_title(name)
         ax.set_xlabel("lead time [h]")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("relative L2 error")
+    axes[0].set_ylabel(ylabel)
     # One legend for all panels: a label missing from the first panel (no such channel) still gets listed.
     legend_entries = {
         label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)

@@ -1,4 +1,4 @@
-"""Error measures on the sphere.
+"""Error measures on the sphere, and the registry of the metrics every test reports (`METRICS`).
 
 A lat-lon grid over-represents the poles, so every measure here weights grid
 points by the area they stand for (the grid's quadrature weights). Fields have
@@ -6,7 +6,10 @@ shape (..., channels, nlat, nlon); measures keep (..., channels).
 """
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch_harmonics import RealSHT
 from torch_harmonics.quadrature import clenshaw_curtiss_weights, legendre_gauss_weights, lobatto_weights
@@ -46,16 +49,6 @@ def rmse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) 
     return area_mean((prediction - target) ** 2, weights).sqrt()
 
 
-def mean_and_standard_error(
-    total: torch.Tensor, total_of_squares: torch.Tensor, count: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard error of the mean from the sums of samples and of their squares (sums reduce over DDP
-    ranks, lists of samples do not). The standard error is NaN with fewer than two samples."""
-    mean = total / count
-    variance = (total_of_squares - count * mean**2).clamp(min=0) / (count - 1)
-    return mean, (variance / count).sqrt()
-
-
 # Spherical-harmonic degrees (0 to n - 1) whose coefficients a grid of nlat rows gives exactly for fields in that
 # band: Gauss rules integrate the product of two degree-l harmonics for l < nlat (Lobatto l < nlat - 1); on 32
 # equiangular rows (Clenshaw-Curtis) a transform round trip was exact to l = 16, 2e-5 off at 17 and 0.13 at 32.
@@ -81,3 +74,66 @@ def angular_power_spectrum(fields: torch.Tensor, sht: RealSHT) -> torch.Tensor:
     energy = sht(fields).abs() ** 2  # (..., lmax, mmax), orthonormal harmonics: sum = integral over the sphere
     energy[..., 1:] *= 2
     return energy.sum(dim=-1) / (4 * math.pi)
+
+
+def mean_with_standard_error(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over trajectories (axis 0) and the standard error of that mean (sample standard deviation / sqrt(n));
+    the standard error is NaN with fewer than two trajectories."""
+    mean = values.mean(axis=0)
+    if len(values) < 2:
+        return mean, np.full_like(mean, np.nan)
+    return mean, values.std(axis=0, ddof=1) / math.sqrt(len(values))
+
+
+def root_mean_square(values: np.ndarray) -> tuple[np.ndarray, None]:
+    """Root of the mean square over trajectories (axis 0): per-trajectory RMSEs -> the RMSE over all of them."""
+    return np.sqrt((values**2).mean(axis=0)), None
+
+
+CHANNEL_MEAN = "mean"  # the column of a metric's mean over channels: each trajectory's channel mean, then aggregated
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An error measure of the test stage, declared once: the test step computes it per trajectory for the model and
+    every baseline, test_errors.npz keeps those values, test_metrics.json their aggregate (and standard error, where
+    the aggregate has one) under its name, and the run's plots draw it where ``plotted``.
+
+    ``per_trajectory(forecast, target, weights)``: fields (..., channels, nlat, nlon) -> (..., channels), in
+    normalised units, or in physical units where ``physical_units``. ``aggregate``: values (trajectory, ...) -> (value,
+    standard error or None) over the trajectories. ``channel_mean``: whether a mean over channels means something
+    (not for measures in each channel's own units). ``label``: the axis label of its plots.
+    """
+
+    name: str
+    per_trajectory: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    aggregate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+    label: str
+    physical_units: bool = False
+    channel_mean: bool = True
+    plotted: bool = True
+
+    def columns(self, channels: list[str]) -> list[str]:
+        """The reported columns: the channels, and `CHANNEL_MEAN` where the metric has one."""
+        return [*channels, CHANNEL_MEAN] if self.channel_mean else list(channels)
+
+    def per_column(self, values: np.ndarray) -> np.ndarray:
+        """(trajectory, channel, lead) -> (trajectory, column, lead): the channel mean per trajectory appended."""
+        if not self.channel_mean:
+            return values
+        return np.concatenate([values, values.mean(axis=1, keepdims=True)], axis=1)
+
+    def summary(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(trajectory, channel, lead) -> the aggregate and its standard error (or None), each (column, lead)."""
+        return self.aggregate(self.per_column(values))
+
+
+# Every metric of the test stage, in report order. Adding one here adds it to the test step, test_errors.npz,
+# test_metrics.json and the run's plots.
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        Metric("rel_l2", relative_l2, mean_with_standard_error, label="relative L2 error"),
+        Metric("rmse", rmse, root_mean_square, label="RMSE (physical units)", physical_units=True, channel_mean=False),
+    )
+}

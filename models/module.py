@@ -5,21 +5,28 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
-from torch import nn
 from torchmetrics import MeanMetric
 
+from models import MODEL
 from models.instantiate import instantiate
 from models.latitude import LatitudeInput
 from models.metrics import (
+    METRICS,
     angular_power_spectrum,
-    area_mean,
     area_weights,
-    mean_and_standard_error,
     relative_l2,
     spectrum_transform,
     squared_l2_loss,
 )
 from models.precision import spectral_in_float32
+
+
+def interleave_shards(shards: torch.Tensor, total: int) -> torch.Tensor:
+    """Round-robin shards back in order: (ranks, forecasts, per rank, ...) -> (forecasts, total, ...), where rank r's
+    k-th entry is trajectory k * ranks + r and entries past ``total`` are padding."""
+    ranks, forecasts, per_rank = shards.shape[:3]
+    ordered = shards.movedim(0, 2).reshape(forecasts, per_rank * ranks, *shards.shape[3:])
+    return ordered[:, :total]
 
 
 def roll_out(step: Callable[[torch.Tensor], torch.Tensor], state: torch.Tensor, steps: int) -> torch.Tensor:
@@ -135,73 +142,87 @@ class NeuralOperatorModule(LightningModule):
         self.log("val/rel_l2_persistence", persistence_error.mean(), batch_size=size, sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
-        # The data module's baselines (one-hour steppers on normalised states); a loader without a data module is
-        # compared with persistence only. Held in a plain dict: they never enter this module's checkpoints.
-        datamodule = getattr(self.trainer, "datamodule", None)
-        baselines = getattr(datamodule, "baselines", None) or {"persistence": nn.Identity()}
+        # The data module's baselines (one-hour steppers on normalised states); without a data module, none. Held in
+        # a plain dict: they never enter this module's checkpoints.
+        baselines = getattr(getattr(self.trainer, "datamodule", None), "baselines", None) or {}
         self._test: dict = {
-            "forecasters": {"model": self, **{name: stepper.to(self.device) for name, stepper in baselines.items()}},
+            "forecasters": {MODEL: self, **{name: stepper.to(self.device) for name, stepper in baselines.items()}},
             "sht": spectrum_transform(self.hparams.nlat, self.hparams.nlon, self.hparams.grid).to(self.device),
-            "sums": {},
+            "errors": {name: [] for name in METRICS},  # per batch: (forecasts, batch, steps, channels)
+            "spectra": {},
             "example": None,
         }
 
     def test_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        """Roll the model and every baseline out from the same initial states; accumulate, per lead time and
-        channel, sums of each trajectory's error and of its square (for standard errors over trajectories) and
-        the power spectra of the model's prediction and the truth at the map leads."""
+        """Roll the model and every baseline out from the same initial states; keep every metric of `METRICS` per
+        trajectory, lead and channel, and sum the power spectra of the model's prediction and the truth at the map
+        leads."""
         batch = batch[:, : self.test_rollout_steps + 1]
         state, targets = batch[:, 0], batch[:, 1:]  # (B, 3, H, W), (B, steps, 3, H, W)
         physical_targets = self.to_physical(targets)
-        sums = {"count": torch.tensor(float(len(batch)), dtype=torch.float64, device=batch.device)}
         model_forecast = self.rollout(state, targets.shape[1])
-        for name, forecaster in self._test["forecasters"].items():
+        errors = {name: [] for name in METRICS}
+        for forecaster in self._test["forecasters"].values():
             forecast = model_forecast if forecaster is self else roll_out(forecaster, state, targets.shape[1])
-            errors = relative_l2(forecast, targets, self.weights)  # (B, steps, 3)
-            # The channel mean per trajectory: its spread, not the channels' own, gives the mean's standard error.
-            errors = torch.cat([errors, errors.mean(dim=-1, keepdim=True)], dim=-1).double()
-            sums[f"rel_l2/{name}"] = errors.sum(dim=0)  # (steps, 3 + 1)
-            sums[f"rel_l2_squared/{name}"] = (errors**2).sum(dim=0)
-            squared = (self.to_physical(forecast) - physical_targets) ** 2
-            sums[f"mse/{name}"] = area_mean(squared, self.weights).double().sum(dim=0)  # (steps, 3)
+            physical_forecast = self.to_physical(forecast)
+            for name, metric in METRICS.items():
+                pair = (physical_forecast, physical_targets) if metric.physical_units else (forecast, targets)
+                errors[name].append(metric.per_trajectory(*pair, self.weights))  # (B, steps, 3)
+        for name, values in errors.items():
+            self._test["errors"][name].append(torch.stack(values).double())
         leads = [lead - 1 for lead in self._map_leads(targets.shape[1])]
         for kind, fields in (("target", targets), ("prediction", model_forecast)):
-            spectra = angular_power_spectrum(fields[:, leads], self._test["sht"])  # (B, leads, 3, degrees)
-            sums[f"spectrum/{kind}"] = spectra.double().sum(dim=0)
-        for key, value in sums.items():
-            self._test["sums"][key] = self._test["sums"].get(key, 0) + value
+            spectra = angular_power_spectrum(fields[:, leads], self._test["sht"]).double().sum(dim=0)  # (leads, 3, l)
+            self._test["spectra"][kind] = self._test["spectra"].get(kind, 0) + spectra
         if self._test["example"] is None:  # the whole rollout of one trajectory, for the maps and the animation
             self._test["example"] = (physical_targets[0].cpu(), self.to_physical(model_forecast[0]).cpu())
 
     def on_test_epoch_end(self) -> None:
-        """Per-lead means and standard errors over all test trajectories (all ranks), kept in ``test_results``:
-        rel_l2 and rel_l2_se (steps, channels + 1; the last column is the channel mean), rmse (steps, channels),
-        per forecast ("model", then the baselines); the power spectra at the map leads; one example rollout."""
-        sums = {key: self.trainer.strategy.reduce(value, reduce_op="sum") for key, value in self._test["sums"].items()}
-        count = sums.pop("count")
-        results = {"num_trajectories": int(count), "rel_l2": {}, "rel_l2_se": {}, "rmse": {}}
-        for name in self._test["forecasters"]:
-            mean, standard_error = mean_and_standard_error(
-                sums[f"rel_l2/{name}"], sums[f"rel_l2_squared/{name}"], count
-            )
-            results["rel_l2"][name], results["rel_l2_se"][name] = mean.cpu(), standard_error.cpu()
-            results["rmse"][name] = (sums[f"mse/{name}"] / count).sqrt().cpu()
-        steps = len(results["rel_l2"]["model"])
+        """Every test trajectory's errors (all ranks, in test-split order) kept in ``test_results``: "forecasts"
+        ("model", then the baselines), "lead_hours", "errors" {metric: (forecast, trajectory, channel, lead)
+        float64}; the mean power spectra at the map leads; one example rollout. Logs each metric with a channel mean
+        at the map leads."""
+        errors = {
+            name: self._all_trajectories(torch.cat(chunks, dim=1)).permute(0, 1, 3, 2).cpu().numpy()
+            for name, chunks in self._test["errors"].items()
+        }
+        count = next(iter(errors.values())).shape[1]
+        steps = next(iter(errors.values())).shape[-1]
         leads = self._map_leads(steps)
+        results = {"forecasts": list(self._test["forecasters"]), "lead_hours": list(range(1, steps + 1))}
+        results["errors"] = errors
         results["power_spectrum"] = {"lead_hours": leads}
-        for kind in ("target", "prediction"):
-            results["power_spectrum"][kind] = (sums[f"spectrum/{kind}"] / count).cpu()  # (leads, 3, degrees)
+        for kind, total in self._test["spectra"].items():
+            results["power_spectrum"][kind] = (self.trainer.strategy.reduce(total, reduce_op="sum") / count).cpu()
         targets, predictions = self._test["example"]
         results["example"] = {"lead_hours": leads, "target": targets, "prediction": predictions}
         self.test_results = results
         self._test = {}
-        for lead in leads:
-            for name, errors in results["rel_l2"].items():
-                key = "test/rel_l2" if name == "model" else f"test/rel_l2_{name}"
-                self.log(f"{key}/{lead}h", errors[lead - 1, -1].float(), rank_zero_only=True)
-            self.log(
-                f"test/rel_l2_se/{lead}h", results["rel_l2_se"]["model"][lead - 1, -1].float(), rank_zero_only=True
-            )
+        for name, metric in METRICS.items():
+            if not metric.channel_mean:
+                continue
+            for forecast, values in zip(results["forecasts"], errors[name], strict=True):
+                value, standard_error = metric.summary(values)  # (columns, leads); the channel mean last
+                key = f"test/{name}" if forecast == MODEL else f"test/{name}_{forecast}"
+                for lead in leads:
+                    self.log(f"{key}/{lead}h", float(value[-1, lead - 1]), rank_zero_only=True)
+                    if forecast == MODEL and standard_error is not None:
+                        self.log(f"test/{name}_se/{lead}h", float(standard_error[-1, lead - 1]), rank_zero_only=True)
+
+    def _all_trajectories(self, values: torch.Tensor) -> torch.Tensor:
+        """This rank's per-trajectory values (forecast, trajectory, ...) -> every rank's, in test-split order.
+
+        The data module deals test trajectories round-robin (`data.datamodule.EpochSampler`: rank r of W holds
+        r, r + W, r + 2W, ...); shares are padded to the largest for all_gather and the padding, which falls after
+        the last trajectory, is cut off (`interleave_shards`).
+        """
+        if self.trainer.world_size == 1:
+            return values
+        strategy = self.trainer.strategy
+        counts = strategy.all_gather(torch.tensor(values.shape[1], device=values.device))  # (W,)
+        padded = values.new_zeros(values.shape[0], int(counts.max()), *values.shape[2:])
+        padded[:, : values.shape[1]] = values
+        return interleave_shards(strategy.all_gather(padded), int(counts.sum()))
 
     def _map_leads(self, steps: int) -> list[int]:
         """The map leads (hours) that the test rollout reaches."""

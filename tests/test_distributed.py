@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch import Trainer
 
+from evaluation.test_errors import load_test_errors
+from models.metrics import area_weights, relative_l2
 from runs.checks import ConfigError, check_config
 from runs.distributed import RunFolderDDPStrategy, rank_command, run_folder_strategy, trainer_settings
 from tests.conftest import REPO, TINY_DATA, compose_config, compose_hydra_config, run_train
@@ -36,7 +39,7 @@ def wandb_runs(run: Path) -> list[Path]:
     return sorted((run / "wandb").glob("offline-run-*"))
 
 
-def assert_one_complete_run(run: Path) -> None:
+def assert_one_complete_run(run: Path, test_examples: int = 2) -> None:
     """Everything of a two-process run, once: rank 0's log, checkpoints, W&B run and report."""
     assert (run / ".hydra" / "config.yaml").is_file()
     assert [path.name for path in run.glob("*.log")] == ["train.log"], "no log file of another rank"
@@ -48,8 +51,8 @@ def assert_one_complete_run(run: Path) -> None:
     assert wandb_runs(run)[0].name.endswith((run / "wandb_id.txt").read_text().strip())
     assert sorted(path.name for path in (run / "ckpt").iterdir()) == ["best-epoch000-step2.ckpt", "last.ckpt"]
     assert (run / "test_metrics.json").is_file() and (run / "plots" / "maps.png").is_file()
-    # Each rank tested one of the 2 test trajectories: the error sums were reduced over both.
-    assert json.loads((run / "test_metrics.json").read_text())["num_trajectories"] == 2
+    # Each rank tested its share of the test trajectories: the report has them all.
+    assert json.loads((run / "test_metrics.json").read_text())["num_trajectories"] == test_examples
     checkpoint = torch.load(run / "ckpt" / "last.ckpt", weights_only=True)
     # Each rank took 2 of the 8 training examples' 4 batches: one optimizer step per batch (no accumulation).
     assert checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 2
@@ -58,13 +61,32 @@ def assert_one_complete_run(run: Path) -> None:
 
 def test_a_ddp_run_has_one_folder_one_log_one_wandb_run(tmp_path, data_root):
     log_dir = tmp_path / "outputs"
-    result = run_train([*DDP, f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"], cwd=tmp_path)
+    # 3 test trajectories on 2 ranks: rank 0 tests the first and the third, rank 1 the second.
+    overrides = [*DDP, "data.num_test_examples=3", f"paths.data_root={data_root}"]
+    result = run_train([*overrides, f"paths.log_dir={log_dir}"], cwd=tmp_path)
     (run,) = log_dir.glob("*/*")
     assert list(log_dir.iterdir()) == [run.parent]
-    assert_one_complete_run(run)
+    assert_one_complete_run(run, test_examples=3)
+    assert_every_test_trajectory_once_in_order(run, compose_config(overrides))
     assert not list(run.glob("error*.txt"))
     assert "[rank 1] " in result.stdout, "rank 1 logs to the console, its rank in front"
     assert {path.name for path in tmp_path.iterdir()} <= {"outputs", "wandb-home"}, "nothing beside the run"
+
+
+def assert_every_test_trajectory_once_in_order(run: Path, cfg) -> None:
+    """test_errors.npz, gathered from both ranks, against persistence's errors computed here on the test split."""
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("test")
+    states = datamodule.datasets["test"].states  # (3, 1 + steps, channels, nlat, nlon), normalised
+    weights = area_weights(cfg.data.nlat, cfg.data.nlon, cfg.data.grid)
+    persistence = relative_l2(states[:, :1].expand_as(states[:, 1:]), states[:, 1:], weights)  # (3, steps, channels)
+    errors = load_test_errors(run)
+    torch.testing.assert_close(
+        torch.from_numpy(errors.of("rel_l2", "persistence")),
+        persistence.transpose(1, 2).double(),
+        rtol=1e-5,
+        atol=0,
+    )
 
 
 def test_ddp_inside_a_multirun_keeps_every_job_in_its_folder_and_survives_a_failed_job(tmp_path, data_root):

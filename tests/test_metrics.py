@@ -1,5 +1,6 @@
 """Errors on the sphere against values known in closed form."""
 
+import json
 import math
 
 import numpy as np
@@ -11,16 +12,24 @@ from torch_harmonics import InverseRealSHT, RealSHT
 from torch_harmonics.quadrature import clenshaw_curtiss_weights
 
 from data import CHANNELS
+from data.baselines import Persistence
+from data.datamodule import EpochSampler
+from evaluation.run_report import write_run_report
+from evaluation.test_errors import load_test_errors
 from models import NeuralOperatorModule
 from models.metrics import (
+    METRICS,
+    Metric,
     angular_power_spectrum,
     area_mean,
     area_weights,
+    mean_with_standard_error,
     relative_l2,
     rmse,
     spectrum_transform,
     squared_l2_loss,
 )
+from models.module import interleave_shards
 
 NLAT, NLON = 32, 64
 
@@ -72,7 +81,7 @@ def shift_module(**settings) -> NeuralOperatorModule:
     return NeuralOperatorModule(net, optimizer, None, NLAT, NLON, list(CHANNELS), **settings)
 
 
-def test_test_stage_reports_model_and_persistence_per_lead():
+def test_test_stage_without_a_data_module_has_no_baselines():
     module = shift_module(test_rollout_steps=3)
     module.std.fill_(2.0)
     state = sine_of_latitude().expand(4, 1, 3, NLAT, NLON)
@@ -80,12 +89,15 @@ def test_test_stage_reports_model_and_persistence_per_lead():
     trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     trainer.test(module, dataloaders=DataLoader([batch], batch_size=None))
     results = module.test_results
-    # Persistence misses by 1, 2, 3 normalised units; the model (+0.5 an hour) by 0.5, 1, 1.5; std 2 doubles RMSE.
-    assert torch.allclose(results["rmse"]["persistence"][:, 0], torch.tensor([2.0, 4.0, 6.0], dtype=torch.float64))
-    assert torch.allclose(results["rmse"]["model"][:, 0], torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
-    assert list(results["rel_l2"]) == ["model", "persistence"], "a plain loader has no data module: persistence only"
-    assert results["rel_l2"]["model"].shape == (3, 3 + 1)  # leads x (channels, mean)
-    assert torch.all(results["rel_l2"]["model"] < results["rel_l2"]["persistence"])
+    assert results["forecasts"] == ["model"], "baselines come from the data module only"
+    assert results["lead_hours"] == [1, 2, 3]
+    # The model (+0.5 an hour) misses by 0.5, 1, 1.5 normalised units; std 2 doubles the RMSE in physical units.
+    rmse_errors = results["errors"]["rmse"]
+    assert rmse_errors.shape == (1, 4, 3, 3)  # forecasts, trajectories, channels, leads
+    np.testing.assert_allclose(rmse_errors[0, :, 0], [[1.0, 2.0, 3.0]] * 4, rtol=1e-5)
+    value, standard_error = METRICS["rmse"].summary(rmse_errors[0])
+    np.testing.assert_allclose(value[0], [1.0, 2.0, 3.0], rtol=1e-5)
+    assert standard_error is None and value.shape == (3, 3), "RMSE: no standard error, no mean over channels"
 
 
 def test_multistep_loss_averages_over_the_rollout():
@@ -122,7 +134,7 @@ class TinyData(LightningDataModule):
         super().__init__()
         self.trajectories = trajectories
         self.mean = self.std = None
-        self.baselines = {"persistence": torch.nn.Identity(), "climatology": Climatology(), "linear": Damping()}
+        self.baselines = {"persistence": Persistence(), "climatology": Climatology(), "linear": Damping()}
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.trajectories, batch_size=3)  # 7 trajectories: batches of 3, 3 and 1
@@ -153,7 +165,7 @@ def numpy_errors(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.sqrt(error / (target**2 * weights).sum(axis=(-2, -1)))
 
 
-def test_test_stage_standard_errors_match_a_direct_computation(tested_module):
+def test_test_stage_keeps_every_trajectorys_errors_in_order(tested_module):
     module, trajectories = tested_module
     truth = trajectories.numpy().astype(np.float64)
     initial, targets = truth[:, :1], truth[:, 1:4]
@@ -165,16 +177,30 @@ def test_test_stage_standard_errors_match_a_direct_computation(tested_module):
         "linear": initial * 0.9**hours,
     }
     results = module.test_results
-    assert results["num_trajectories"] == 7
-    assert list(results["rel_l2"]) == ["model", "persistence", "climatology", "linear"]
-    for name, prediction in predictions.items():
-        errors = numpy_errors(prediction, targets)
+    assert results["forecasts"] == ["model", "persistence", "climatology", "linear"]
+    errors = results["errors"]["rel_l2"]
+    assert errors.dtype == np.float64 and errors.shape == (4, 7, 3, 3)  # forecasts, trajectories, channels, leads
+    for index, (name, prediction) in enumerate(predictions.items()):
+        expected = numpy_errors(prediction, targets).transpose(0, 2, 1)  # (7, channels, leads), split order
+        np.testing.assert_allclose(errors[index], expected, rtol=1e-5, err_msg=name)
         # The channel mean per trajectory, then its spread: not a combination of the per-channel standard errors.
-        errors = np.concatenate([errors, errors.mean(axis=-1, keepdims=True)], axis=-1)  # (7, steps, 3 + 1)
-        expected_se = errors.std(axis=0, ddof=1) / np.sqrt(len(errors))
-        np.testing.assert_allclose(results["rel_l2"][name].numpy(), errors.mean(axis=0), rtol=1e-5, err_msg=name)
-        np.testing.assert_allclose(results["rel_l2_se"][name].numpy(), expected_se, rtol=1e-4, err_msg=name)
-    assert results["rel_l2_se"]["climatology"].abs().max() < 1e-6, "zero prediction: every trajectory's error is 1"
+        expected = np.concatenate([expected, expected.mean(axis=1, keepdims=True)], axis=1)
+        value, standard_error = METRICS["rel_l2"].summary(errors[index])
+        np.testing.assert_allclose(value, expected.mean(axis=0), rtol=1e-5, err_msg=name)
+        np.testing.assert_allclose(standard_error, expected.std(axis=0, ddof=1) / np.sqrt(7), rtol=1e-4, err_msg=name)
+    assert np.abs(errors[2] - 1).max() < 1e-6, "zero prediction: every trajectory's error is 1"
+
+
+@pytest.mark.parametrize(("total", "ranks"), [(7, 2), (7, 3), (6, 3), (2, 4)])
+def test_shards_of_the_test_split_interleave_back_into_split_order(total, ranks):
+    """The inverse of the data module's round-robin deal of test trajectories over ranks, padding included."""
+    shares = [list(EpochSampler(total, shuffle=False, rank=rank, world_size=ranks)) for rank in range(ranks)]
+    largest = max(len(share) for share in shares)
+    shards = torch.full((ranks, 2, largest, 1), -1.0)  # two forecasts; padding -1
+    for rank, share in enumerate(shares):
+        shards[rank, :, : len(share), 0] = torch.tensor(share, dtype=torch.float32)
+    ordered = interleave_shards(shards, sum(len(share) for share in shares))
+    assert ordered[..., 0].tolist() == [list(range(total))] * 2
 
 
 def test_baselines_stay_out_of_the_checkpoint(tested_module):
@@ -223,3 +249,27 @@ def test_power_spectrum_of_band_limited_data_is_clean_to_the_last_degree():
     assert resolved[:, 11:].max() < 1e-12 * resolved.max()
     spurious = angular_power_spectrum(field, full.double())
     assert spurious[:, 11:].max() > 1e-9 * spurious.max(), "the full transform shows spurious energy there"
+
+
+def largest_error(forecast: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """A metric declared by this test only: the largest absolute error on the grid."""
+    return (forecast - target).abs().amax(dim=(-2, -1))
+
+
+def test_a_metric_declared_once_reaches_the_test_step_npz_json_and_plots(tmp_path, monkeypatch):
+    metric = Metric("largest_error", largest_error, mean_with_standard_error, label="largest |error|")
+    monkeypatch.setitem(METRICS, metric.name, metric)
+    module = shift_module(test_rollout_steps=2, example_leads=[1])
+    trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.test(module, datamodule=TinyData(truth_trajectories(count=3, steps=2)), verbose=False)
+
+    plots = write_run_report(module.test_results, list(CHANNELS), {}, tmp_path)
+
+    values = load_test_errors(tmp_path).metrics["largest_error"]
+    assert values.shape == (4, 3, 3, 2)  # forecasts, trajectories, channels, leads
+    truth = truth_trajectories(count=3, steps=2)[:, 1:].numpy()  # climatology (zero) misses by the truth itself
+    np.testing.assert_allclose(values[2], np.abs(truth).max(axis=(-2, -1)).transpose(0, 2, 1), rtol=1e-6)
+    record = json.loads((tmp_path / "test_metrics.json").read_text())
+    np.testing.assert_allclose(record["largest_error"]["model"]["mean"], values[0].mean(axis=(0, 1)), rtol=1e-12)
+    assert list(record["largest_error_se"]["linear"]) == [*CHANNELS, "mean"]
+    assert plots["rollout_largest_error"].is_file()

@@ -7,8 +7,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from data import CHANNELS
+from evaluation.test_errors import load_test_errors
 from tests.conftest import REPO, TINY, compose_hydra_config, run_train
 
 STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
@@ -49,6 +52,26 @@ def test_a_run_leaves_one_complete_folder(tmp_path, data_root):
         assert (run / expected).is_file(), expected
     assert len(list((run / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
     assert "run folder" in (run / "train.log").read_text()
+    assert_metrics_are_the_means_of_test_errors(run)
+
+
+def assert_metrics_are_the_means_of_test_errors(run: Path) -> None:
+    """test_errors.npz holds every forecast's error per test trajectory; test_metrics.json's means are theirs."""
+    errors = load_test_errors(run)
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert errors.forecasts == ["model", "persistence", "climatology", "linear"]
+    assert errors.channels == list(CHANNELS) and errors.lead_hours == [1, 2, 3]  # TINY's eval.rollout_steps
+    assert errors.num_trajectories == metrics["num_trajectories"] == 2  # TINY's data.num_test_examples
+    for forecast in errors.forecasts:
+        rel_l2 = errors.of("rel_l2", forecast)  # (trajectory, channel, lead)
+        for index, channel in enumerate(CHANNELS):
+            np.testing.assert_allclose(metrics["rel_l2"][forecast][channel], rel_l2[:, index].mean(axis=0), atol=1e-6)
+            rmse = np.sqrt((errors.of("rmse", forecast)[:, index] ** 2).mean(axis=0))
+            np.testing.assert_allclose(metrics["rmse"][forecast][channel], rmse, rtol=1e-6)
+        channel_mean = rel_l2.mean(axis=1)  # each trajectory's mean over channels
+        np.testing.assert_allclose(metrics["rel_l2"][forecast]["mean"], channel_mean.mean(axis=0), atol=1e-6)
+        standard_error = channel_mean.std(axis=0, ddof=1) / np.sqrt(len(channel_mean))
+        np.testing.assert_allclose(metrics["rel_l2_se"][forecast]["mean"], standard_error, atol=1e-6)
 
 
 def test_debug_runs_replace_the_debug_folder_and_skip_wandb(tmp_path, data_root):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from evaluation.run_report import MODEL
+from evaluation.test_errors import load_test_errors
+from models import MODEL
 from runs.folder import ERRORS_FILE, job_number
 
 METRIC = "rel_l2"  # the error every table, figure and test of the sweep report compares
@@ -130,23 +130,12 @@ def trajectory_errors(job: dict[str, Any], forecast: str, lead: int) -> np.ndarr
     """A job's channel-mean error of one forecast at a lead for each test trajectory, in test-split order, from its
     test_errors.npz; None where the job has no such file or the file lacks the forecast or the lead."""
     if "errors" not in job:  # read once per report
-        job["errors"] = _load_errors(job["path"] / ERRORS_FILE)
+        job["errors"] = load_test_errors(job["path"]) if (job["path"] / ERRORS_FILE).is_file() else None
     errors = job["errors"]
-    if errors is None or forecast not in errors["forecasts"] or lead not in errors["lead_hours"]:
+    if errors is None or forecast not in errors.forecasts or lead not in errors.lead_hours:
         return None
-    forecast_index, lead_index = errors["forecasts"].index(forecast), errors["lead_hours"].index(lead)
-    return errors[METRIC][forecast_index, :, :, lead_index].mean(axis=-1)  # [trajectory, channel] -> channel mean
-
-
-def _load_errors(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    with np.load(path) as errors:
-        return {
-            "forecasts": errors["forecasts"].tolist(),
-            "lead_hours": errors["lead_hours"].tolist(),
-            METRIC: errors[METRIC],
-        }
+    values = errors.of(METRIC, forecast)[:, :, errors.lead_hours.index(lead)]  # (trajectory, channel)
+    return values.mean(axis=-1)
 
 
 def same_test_set(jobs: list[dict[str, Any]], lead: int) -> bool:

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from evaluation.run_report import MODEL
 from evaluation.sweep.jobs import METRIC, METRIC_SE, model_curves, value
 from evaluation.sweep.verdicts import Verdict
+from models import MODEL
 
 TESTS_COLUMNS = ["lead_h", "config", "other", "difference", "ci_low", "ci_high", "p", "p_holm", "test", "n", "over"]
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.run_report import MODEL
 from evaluation.statistics import Comparison, holm, paired, welch
 from evaluation.sweep.jobs import MEAN, METRIC, job_value, same_test_set, trajectory_errors, value
+from models import MODEL
 
 ACROSS_SEEDS = "seeds"
 OVER_TRAJECTORIES = "test trajectories, blind to seed variance"
