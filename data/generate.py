@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from data import CHANNELS, DEVICES
 from data.baselines import Climatology, LinearSpectralEmulator, Persistence
-from data.solver import BatchedShallowWaterSolver, highest_matmul_precision
+from data.solver import BatchedShallowWaterSolver
+from sphere.matmul import highest_matmul_precision
 
 log = logging.getLogger(__name__)
 
