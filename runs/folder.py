@@ -17,6 +17,7 @@ LAST_CHECKPOINT = CKPT_DIR / "last.ckpt"
 BEST_CHECKPOINTS = "best-*.ckpt"  # the monitored checkpoint's file names in CKPT_DIR
 ERROR_FILE = "error.txt"
 METRICS_FILE = "test_metrics.json"
+METRICS_CSV = "metrics.csv"  # the training curves: Lightning's CSVLogger writes it in the run folder
 PLOTS_DIR = Path("plots")
 WANDB_ID_FILE = "wandb_id.txt"
 SAVED_CONFIG_KEYS = ("data", "model", "training", "trainer")  # a saved config without one of these is damaged
