@@ -8,6 +8,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
+from data import CHANNELS
 from data.generate import (
     DataSpec,
     ensure_cached,
@@ -213,9 +214,9 @@ class ShallowWaterDataModule(LightningDataModule):
 
     def _load(self, splits: list[str]) -> None:
         mean, std = read_stats(self.path)
-        self.mean = torch.from_numpy(mean).float().reshape(3, 1, 1)
-        self.std = torch.from_numpy(std).float().reshape(3, 1, 1)
-        self.baselines = read_baselines(self.path, self.spec, self.mean.double(), self.std.double())
+        self.mean = torch.from_numpy(mean).float().reshape(len(CHANNELS), 1, 1)
+        self.std = torch.from_numpy(std).float().reshape(len(CHANNELS), 1, 1)
+        self.baselines = read_baselines(self.path, self.spec)
         with h5py.File(self.path, "r") as file:
             for split in splits:
                 if file[split].size * 4 > self.in_memory_max_bytes:

@@ -30,13 +30,14 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from data import CHANNELS, DEVICES
-from data.baselines import Climatology, LinearSpectralEmulator, Persistence
-from data.solver import BatchedShallowWaterSolver, highest_matmul_precision
+from data.baselines import LinearSpectralEmulator, fit_baselines, load_baselines, missing_baselines, save_baselines
+from data.solver import BatchedShallowWaterSolver
+from sphere.matmul import highest_matmul_precision
 
 log = logging.getLogger(__name__)
 
 # Bump whenever the generation code changes what a given spec produces.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Grid points integrated at once (batch x nlat x nlon): on the CPU larger batches spill out of the caches and run
 # slower; a GPU needs larger ones to keep busy (2**21 points is 16 states of 256x512; not yet tuned on a GPU).
 CHUNK_POINTS = 2**17
@@ -151,7 +152,7 @@ def generate_trajectories(spec: DataSpec, num: int, steps: int, seed: int, devic
 
 
 class SplitStatistics:
-    """Per-channel mean and std, and the mean state, of trajectories given chunk by chunk, accumulated in float64.
+    """Per-channel mean and std of trajectories given chunk by chunk, accumulated in float64.
 
     Each chunk's mean and sum of squared deviations are merged into the running ones as Chan, Golub and LeVeque
     merge them: the result is the whole split's to float64 rounding without the split ever held at once, where a
@@ -160,16 +161,13 @@ class SplitStatistics:
 
     def __init__(self) -> None:
         self.count = 0  # values per channel so far
-        self.mean = self.squares = self.state_sum = 0.0
-        self.states = 0  # states so far (trajectories x steps)
+        self.mean = self.squares = 0.0
 
     def add(self, trajectories: np.ndarray) -> None:
-        """Take in a chunk of shape (num, steps, 3, nlat, nlon)."""
+        """Take in a chunk of shape (num, steps, channels, nlat, nlon)."""
         values = trajectories.astype(np.float64)
         count = values.size // values.shape[2]
         mean = values.mean(axis=(0, 1, 3, 4))
-        self.state_sum = self.state_sum + values.sum(axis=(0, 1))
-        self.states += values.shape[0] * values.shape[1]
         deviations = np.subtract(values, mean[:, None, None], out=values)
         squares = np.square(deviations, out=deviations).sum(axis=(0, 1, 3, 4))
         total = self.count + count
@@ -182,15 +180,10 @@ class SplitStatistics:
     def std(self) -> np.ndarray:
         return np.sqrt(self.squares / self.count)
 
-    @property
-    def climatology(self) -> np.ndarray:
-        """The mean state, (3, nlat, nlon)."""
-        return self.state_sum / self.states
-
 
 def _write(spec: DataSpec, path: Path, device: str) -> None:
     """Generate every split into ``path`` (the caller renames it into place) on ``device``, chunk by chunk, with the
-    training split's statistics and the baselines fitted to it."""
+    training split's statistics and every baseline of `data.baselines.BASELINES` fitted to it."""
     total = sum(spec.split_shape(split)[0] for split in SPLITS)
     with tqdm(total=total, desc=f"generating {path.name}", unit="traj") as progress, h5py.File(path, "w") as file:
         file.attrs["device"] = device_name(resolve_device(device))
@@ -208,26 +201,20 @@ def _write(spec: DataSpec, path: Path, device: str) -> None:
             if split == "train":
                 file.attrs["mean"] = statistics.mean
                 file.attrs["std"] = statistics.std
-                file.create_dataset("climatology", data=statistics.climatology)
-        emulator = _fit_linear_emulator(spec, file)
-        file.create_dataset("linear_emulator", data=torch.view_as_real(emulator.matrices).numpy())
-        file.attrs["linear_emulator_rel_l2"] = _linear_emulator_error(emulator, file)
+        baselines = fit_baselines(spec, lambda: _normalised(file, "train"))
+        save_baselines(baselines, file)
+        file.attrs["linear_emulator_rel_l2"] = _linear_emulator_error(baselines["linear"], file)
         file.attrs["spec"] = spec.as_json()
 
 
 def _normalised(file: h5py.File, split: str) -> Iterator[torch.Tensor]:
     """``split`` of the file being written, normalised, in float64 chunks of a few MB."""
-    mean = torch.from_numpy(file.attrs["mean"]).reshape(3, 1, 1)
-    std = torch.from_numpy(file.attrs["std"]).reshape(3, 1, 1)
+    mean = torch.from_numpy(file.attrs["mean"]).reshape(len(CHANNELS), 1, 1)
+    std = torch.from_numpy(file.attrs["std"]).reshape(len(CHANNELS), 1, 1)
     data = file[split]
     chunk = max(1, 8 * CHUNK_POINTS // int(np.prod(data.shape[1:])))
     for start in range(0, len(data), chunk):
         yield (torch.from_numpy(data[start : start + chunk]).double() - mean) / std
-
-
-def _fit_linear_emulator(spec: DataSpec, file: h5py.File) -> LinearSpectralEmulator:
-    """The least-squares linear spectral emulator of the normalised training split (see `data.baselines`)."""
-    return LinearSpectralEmulator(spec.nlat, spec.nlon, spec.grid, spec.lmax).fit(_normalised(file, "train"))
 
 
 def _linear_emulator_error(emulator: LinearSpectralEmulator, file: h5py.File) -> np.ndarray:
@@ -250,8 +237,8 @@ def problem_with(path: Path, spec: DataSpec) -> str | None:
                     return f"holding a '{split}' split of the wrong shape"
             if "mean" not in file.attrs or "std" not in file.attrs:
                 return "missing its normalisation statistics"
-            if "climatology" not in file or "linear_emulator" not in file:
-                return "missing its baselines"
+            if missing := missing_baselines(file):
+                return f"missing the baselines {', '.join(missing)}"
     except (OSError, KeyError) as error:
         return f"unreadable ({error})"
     return None
@@ -340,19 +327,13 @@ def regenerate_unreadable(spec: DataSpec, data_root: str | os.PathLike, device: 
 
 
 def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of the training split, shape (3,) each."""
+    """Per-channel mean and std of the training split, shape (channels,) each."""
     with h5py.File(path, "r") as file:
         return np.asarray(file.attrs["mean"]), np.asarray(file.attrs["std"])
 
 
-def read_baselines(path: Path, spec: DataSpec, mean: torch.Tensor, std: torch.Tensor) -> dict[str, torch.nn.Module]:
-    """The baselines of `data.baselines.BASELINES`, in that order, as one-hour steppers on states normalised by
-    ``mean`` and ``std`` (3, 1, 1)."""
+def read_baselines(path: Path, spec: DataSpec) -> dict[str, torch.nn.Module]:
+    """The baselines of `data.baselines.BASELINES`, in that order, as one-hour steppers on states normalised by the
+    file's training statistics (`read_stats`)."""
     with h5py.File(path, "r") as file:
-        climatology = (torch.from_numpy(file["climatology"][()]) - mean) / std
-        matrices = torch.view_as_complex(torch.from_numpy(file["linear_emulator"][()]))
-    return {
-        "persistence": Persistence(),
-        "climatology": Climatology(climatology),
-        "linear": LinearSpectralEmulator(spec.nlat, spec.nlon, spec.grid, spec.lmax, matrices),
-    }
+        return load_baselines(file, spec)

@@ -13,32 +13,12 @@ The matrices are built from torch-harmonics' own transform weights, so the
 numbers are those of ``ShallowWaterSolver.timestep`` up to rounding.
 """
 
-import contextlib
-import math
-from collections.abc import Iterator
-
 import torch
 from torch_harmonics.examples import ShallowWaterSolver
 
+from sphere.fourier import fourier_matrix
+
 ADAMS_BASHFORTH_3 = (23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0)
-
-
-def fourier_matrix(nlon: int, mmax: int, inverse: bool) -> torch.Tensor:
-    """(mmax * 2, nlon) float64, rows ordered (order, real/imag) for orders 0..mmax-1, as torch-harmonics scales them.
-
-    Forward: longitude values -> coefficients, ``2 pi * rfft(norm="forward")``. Inverse: coefficients -> values,
-    ``irfft(n=nlon, norm="forward")``, where orders 0 and nlon/2 count once and their imaginary parts are ignored.
-    """
-    if mmax > nlon // 2 + 1:
-        raise ValueError(f"mmax={mmax} orders need nlon >= {2 * (mmax - 1)} longitudes, not {nlon}")
-    order = torch.arange(mmax, dtype=torch.float64)[:, None]
-    angle = order * (2 * math.pi / nlon) * torch.arange(nlon)[None, :]
-    once = (order == 0) | (2 * order == nlon)
-    if inverse:
-        weight, sine = torch.where(once, 1.0, 2.0), torch.where(once, 0.0, torch.sin(angle))
-    else:
-        weight, sine = torch.full_like(order, 2 * math.pi / nlon), torch.sin(angle)
-    return torch.stack([weight * torch.cos(angle), -weight * sine], dim=1).reshape(2 * mmax, nlon)
 
 
 class BatchedShallowWaterSolver(ShallowWaterSolver):
@@ -172,16 +152,3 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
             if (step + 1) % save_every == 0:
                 saved.append(self.unpack(packed))
         return torch.stack(saved, dim=1)
-
-
-@contextlib.contextmanager
-def highest_matmul_precision() -> Iterator[None]:
-    """float32 matrix products in full float32 (no TensorFloat32 or bfloat16 passes) within the block, whatever
-    `torch.set_float32_matmul_precision` allows outside it: the solver's data, and the spectral transforms of the
-    models (models/precision.py), must stay within float32 rounding."""
-    precision = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(precision)

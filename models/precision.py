@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from data.solver import highest_matmul_precision
+from sphere.matmul import highest_matmul_precision
 
 # neuraloperator's FFT convolution (FNO) and spherical convolution (SFNO; MatmulSphericalConv: models/spherical.py);
 # torch-harmonics' transforms and the spectral convolution of its SFNO. Matched by class name, so that neuraloperator

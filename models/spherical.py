@@ -5,7 +5,7 @@ that builds torch-harmonics' `RealSHT` / `InverseRealSHT`. Those run a full real
 Legendre contraction as an ``einsum`` that copies strided views, and their backward passes pad the spectrum and
 run complex FFTs; between them, a complex ``einsum`` mixes the channels. A band-limited SFNO keeps few orders (11
 of 33 at 32x64), so here each transform is two matrix products built from torch-harmonics' own weights, as the
-app's solver does (`data/solver.py`):
+app's solver does (both build their Fourier matrix in `sphere/fourier.py`):
 
     grid (..., nlat, nlon) -> Fourier matrix over the longitudes -> one Legendre matrix per order
         -> spectrum (mmax, real/imag, rows, lmax), real
@@ -22,7 +22,7 @@ from neuralop.layers.spherical_convolution import SphericalConv
 from torch import nn
 from torch_harmonics import InverseRealSHT, RealSHT
 
-from data.solver import fourier_matrix
+from sphere.fourier import fourier_matrix
 
 
 class Analysis(nn.Module):

@@ -12,6 +12,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint
 
+from runs.folder import LAST_CHECKPOINT
+
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +55,7 @@ class LastCheckpoint(Checkpoint):
     """
 
     def __init__(self, dirpath: str, every_n_train_steps: int) -> None:
-        self.path = Path(dirpath) / "last.ckpt"
+        self.path = Path(dirpath) / LAST_CHECKPOINT.name
         self.every_n_train_steps = every_n_train_steps
         self._saved_at_step: int | None = None
 

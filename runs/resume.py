@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from runs.checks import override_key
-from runs.folder import WANDB_ID_FILE, saved_config
+from runs.folder import METRICS_CSV, WANDB_ID_FILE, saved_config
+from runs.overrides import override_key
 
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import CSVLogger
@@ -67,7 +67,7 @@ def keep_earlier_metrics(logger: "CSVLogger", step: int) -> None:
     Lightning's CSV logger deletes the metrics.csv it finds; the rows after the checkpoint are dropped, as the
     resumed run logs those steps again. A row's `step` is the global step before its batch's optimizer step.
     """
-    path = Path(logger.log_dir) / "metrics.csv"
+    path = Path(logger.log_dir) / METRICS_CSV
     if not path.is_file():
         return
     with path.open(newline="") as file:

@@ -9,7 +9,16 @@ import pytest
 import torch
 from torch_harmonics import InverseRealSHT
 
-from data.baselines import BASELINES, Climatology, LinearSpectralEmulator, Persistence
+from data.baselines import (
+    BASELINES,
+    Baseline,
+    Climatology,
+    LinearSpectralEmulator,
+    Persistence,
+    load_baselines,
+    missing_baselines,
+    save_baselines,
+)
 from data.generate import ensure_cached, make_solver
 from models.metrics import area_weights, relative_l2
 from tests.test_data import datamodule, preset_spec, tiny_spec
@@ -78,9 +87,41 @@ def test_spectral_rollout_error_is_the_area_weighted_relative_l2():
 
 def test_persistence_and_climatology():
     state = torch.randn(2, 3, NLAT, NLON)
-    mean_state = torch.randn(3, NLAT, NLON)
-    assert torch.equal(Persistence()(state), state)
-    assert torch.equal(Climatology(mean_state)(state), mean_state.expand(2, -1, -1, -1))
+    trajectories = torch.randn(5, 2, 3, NLAT, NLON, dtype=torch.float64)
+    assert torch.equal(Persistence(NLAT, NLON, "equiangular", LMAX)(state), state)
+    climatology = Climatology(NLAT, NLON, "equiangular", LMAX).fit(trajectories.split(2))  # chunks of 2, 2, 1
+    expected = trajectories.mean(dim=(0, 1)).float()
+    torch.testing.assert_close(climatology(state), expected.expand(2, -1, -1, -1), rtol=0, atol=1e-7)
+
+
+def test_the_registry_lists_every_baseline_once_in_report_order():
+    assert list(BASELINES) == ["persistence", "climatology", "linear"]
+    assert all(kind.name == name and issubclass(kind, Baseline) for name, kind in BASELINES.items())
+
+
+def test_every_baseline_reads_back_from_a_file_as_it_was_saved(tmp_path):
+    """The one storage of every baseline (its persistent buffers), complex ones included: what a reader gets back
+    forecasts as the fitted baseline did."""
+    spec = tiny_spec()
+    assert (spec.nlat, spec.nlon, spec.lmax) == (NLAT, NLON, LMAX)
+    trajectories = linear_trajectories(16, 3, seed=6)
+    fitted = {name: kind(NLAT, NLON, spec.grid, LMAX).fit(trajectories.split(5)) for name, kind in BASELINES.items()}
+    with h5py.File(tmp_path / "baselines.h5", "w") as file:
+        save_baselines(fitted, file)
+    with h5py.File(tmp_path / "baselines.h5", "r") as file:
+        assert missing_baselines(file) == []
+        loaded = load_baselines(file, spec)
+    assert list(loaded) == list(BASELINES)
+    state = trajectories[:, 1]
+    for name, baseline in fitted.items():
+        assert torch.equal(loaded[name](state), baseline(state)), name
+    assert loaded["linear"].matrices.abs().max() > 0.1, "a fitted emulator, not the zeros it starts from"
+
+
+def test_a_file_without_a_registered_baseline_says_which(tmp_path):
+    with h5py.File(tmp_path / "old.h5", "w") as file:
+        file.create_group("baselines/persistence")
+        assert missing_baselines(file) == ["climatology", "linear"]
 
 
 def test_data_module_serves_the_baselines_of_its_cache_file(tmp_path):
@@ -88,12 +129,13 @@ def test_data_module_serves_the_baselines_of_its_cache_file(tmp_path):
     path = ensure_cached(spec, tmp_path)
     module = datamodule(spec, tmp_path)
     module.setup("test")
-    assert tuple(module.baselines) == BASELINES
+    assert list(module.baselines) == list(BASELINES)
     with h5py.File(path) as file:
         train = file["train"][()].astype(np.float64)
     climatology = (torch.from_numpy(train.mean(axis=(0, 1))).float() - module.mean) / module.std
-    torch.testing.assert_close(module.baselines["climatology"].mean_state, climatology, rtol=1e-5, atol=1e-5)
     test = module.datasets["test"].states
+    forecast = module.baselines["climatology"](test[:, 0])
+    torch.testing.assert_close(forecast, climatology.expand_as(forecast), rtol=1e-5, atol=1e-5)
     # the data is nonlinear, so the emulator is not exact, but it is far better than persistence one hour ahead
     weights = area_weights(spec.nlat, spec.nlon)
     linear = relative_l2(module.baselines["linear"](test[:, 0]), test[:, 1], weights)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from runs import checks
-from runs.checks import CHOICES, INTEGER_MINIMUMS, SWITCHES, ConfigError, check_config, unwritable
-from tests.conftest import TINY, compose_hydra_config, run_train
+from runs.checks import ConfigError, check_config, devices
+from runs.checks.folders import unwritable
+from runs.checks.values import CHOICES, INTEGER_MINIMUMS, SWITCHES
+from tests.conftest import REPO, TINY, compose_hydra_config, run_train
 
 
 def fails_before_any_work(tmp_path: Path, args: list[str], log_dir: Path | None = None) -> str:
@@ -64,14 +65,14 @@ def test_batch_size_that_does_not_divide_the_effective_batch(tmp_path):
 
 @pytest.mark.parametrize(("model", "modes"), [("sfno", "[33,64]"), ("fno", "[8,128]")])
 def test_modes_beyond_the_data_resolution(tmp_path, model, modes):
-    message = fails_before_any_work(tmp_path, [f"model={model}", f"model.net.n_modes={modes}"])
+    message = fails_before_any_work(tmp_path, [f"model={model}", f"model.modes={modes}"])
     assert "more modes than the 32x64 data resolves" in message
-    assert "pass model.net.n_modes=[" in message
+    assert "pass model.modes=[" in message
 
 
 def test_torch_harmonics_grid_that_does_not_match_the_data(tmp_path):
-    message = fails_before_any_work(tmp_path, ["model=sfno_th", "model.net.img_size=[64,128]"])
-    assert "model.net.img_size=[64, 128] does not match the data grid" in message
+    message = fails_before_any_work(tmp_path, ["model=sfno_th", "model.grid=[64,128]"])
+    assert "model.grid=[64, 128] does not match the data grid" in message
 
 
 def test_channels_other_than_the_data(tmp_path):
@@ -115,7 +116,10 @@ def check(overrides: list[str], tmp_path: Path) -> None:
     check_config(compose_hydra_config([*overrides, *paths]))
 
 
-@pytest.mark.parametrize(("model", "data"), itertools.product(["sfno", "fno", "sfno_th"], ["32x64", "256x512"]))
+MODELS = sorted(path.stem for path in (REPO / "config" / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize(("model", "data"), itertools.product(MODELS, ["32x64", "256x512"]))
 def test_shipped_configs_pass(model, data, tmp_path):
     check([f"model={model}", f"data={data}"], tmp_path)
     check([*TINY, f"model={model}", f"data={data}"], tmp_path)
@@ -176,36 +180,62 @@ def test_no_full_training_batch(tmp_path):
     ],
 )
 def test_modes_limits(model, modes, ok, tmp_path):
-    overrides = [f"model={model}", f"model.net.n_modes={modes}"]
+    overrides = [f"model={model}", f"model.modes={modes}"]
     if ok:
         check(overrides, tmp_path)
     else:
-        with pytest.raises(ConfigError, match=r"model.net.n_modes="):
+        with pytest.raises(ConfigError, match=rf"model.modes=\[{modes[1:-1].replace(',', ', ')}\] (must be two|asks)"):
             check(overrides, tmp_path)
 
 
 def test_learnable_embedding_needs_scale_factor_one(tmp_path):
     check(["model=sfno_th"], tmp_path)  # the authors' scale_factor=2, with sin(latitude) as an input instead
-    check(["model=sfno_th", "model.net.scale_factor=1", "model.net.pos_embed=learnable lat"], tmp_path)
-    with pytest.raises(ConfigError, match=r"model.net.pos_embed='learnable lat' only works with .*scale_factor=1"):
-        check(["model=sfno_th", "model.net.pos_embed=learnable lat"], tmp_path)
+    check(["model=sfno_th", "model.scale_factor=1", "model.embedding=learnable lat"], tmp_path)
+    with pytest.raises(ConfigError, match=r"model.embedding='learnable lat' only works with model.scale_factor=1"):
+        check(["model=sfno_th", "model.embedding=learnable lat"], tmp_path)
 
 
 def test_network_channels_follow_the_data(tmp_path):
-    with pytest.raises(ConfigError, match=r"model.net.in_chans=3 must be 4, the data's 3 channels and sin\(latitude\)"):
-        check(["model=sfno_th", "model.net.in_chans=3"], tmp_path)
-    with pytest.raises(ConfigError, match=r"model.net.out_channels=4 must match the data's 3 channels"):
-        check(["model=fno", "model.net.out_channels=4"], tmp_path)
+    with pytest.raises(ConfigError, match=r"model.inputs=3 must be 4, the data's 3 channels and sin\(latitude\)"):
+        check(["model=sfno_th", "model.inputs=3"], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("model", "override", "key"),
+    [
+        ("sfno_th", "model.net.in_chans=3", "inputs"),
+        ("fno", "model.net.out_channels=4", "channels"),
+        ("sfno", "model.net.n_modes=[33,64]", "modes"),
+        ("sfno_th", "model.net.img_size=[64,128]", "grid"),
+        ("sfno_th", "model.net.pos_embed=learnable lat", "embedding"),
+    ],
+)
+def test_net_keys_overridden_past_the_model_keys(model, override, key, tmp_path):
+    """The checks read model-level keys: a net key set in their place is reported, naming the key to set."""
+    with pytest.raises(ConfigError, match=rf"model.net takes no \$\{{model.{key}\}}.*set model.{key} instead"):
+        check([f"model={model}", override], tmp_path)
+
+
+def test_a_new_model_following_the_contract_is_checked(tmp_path):
+    """A network with argument names the checks have never heard of, taking the keys config/model_globals.yaml names."""
+    net = ["fields_in=${model.inputs}", "fields_out=${model.channels}", "kept_modes=${model.modes}"]
+    new_model = ["model=fno", "model.net=null", "+model.net._target_=torch.nn.Identity"]
+    new_model += [f"+model.net.{argument}" for argument in net]
+    check([*new_model, "model.modes=[8,8]"], tmp_path)
+    with pytest.raises(ConfigError, match=r"model.modes=\[40, 8\] asks the planar network for more modes"):
+        check([*new_model, "model.modes=[40,8]"], tmp_path)
+    with pytest.raises(ConfigError, match=r"model.net takes no \$\{model.inputs\}"):
+        check([*new_model[:-3], *new_model[-2:]], tmp_path)
 
 
 def test_data_device_cuda_needs_a_gpu(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # every GPU hidden, on any machine
-    assert not checks.cuda_gpu_visible()
+    assert not devices.cuda_gpu_visible()
     with pytest.raises(ConfigError, match=r"data.device=cuda, but .* pass data.device=auto .* or data.device=cpu"):
         check(["data.device=cuda"], tmp_path)
     check(["data.device=cpu"], tmp_path)
     check(["data.device=auto"], tmp_path)
-    monkeypatch.setattr(checks, "cuda_gpu_visible", lambda: True)
+    monkeypatch.setattr(devices, "cuda_gpu_visible", lambda: True)
     check(["data.device=cuda"], tmp_path)
     with pytest.raises(ConfigError, match=r"data.device='gpu' must be one of auto, cpu, cuda: pass data.device=auto"):
         check(["data.device=gpu"], tmp_path)

@@ -5,10 +5,10 @@ import torch
 from torch_harmonics.examples import ShallowWaterSolver
 
 from models.latitude import LatitudeInput, sin_latitude
-from runs.build import build_module
-from tests.conftest import compose_config
+from runs.build import build_module, count_parameters
+from tests.conftest import REPO, compose_config
 
-MODELS = ("sfno", "fno", "fno_matched", "sfno_th")
+MODELS = sorted(path.stem for path in (REPO / "config" / "model").glob("*.yaml"))
 
 
 @pytest.mark.parametrize(("data", "lmax"), [("32x64", 11), ("64x128", 22), ("128x256", 43)])
@@ -19,8 +19,10 @@ def test_spectral_modes_follow_the_data_band(data, lmax):
     assert sfno.data.lmax == lmax
     assert list(sfno.model.net.n_modes) == [lmax, 2 * lmax]
     assert sfno.model.net.conv_module.sht_grids == sfno.data.grid
-    fno = compose_config([f"data={data}", "model=fno"])
-    assert list(fno.model.net.n_modes) == [2 * lmax, 2 * lmax]
+    for model in ("fno", "fno_small"):
+        fno = compose_config([f"data={data}", f"model={model}"])
+        assert list(fno.model.net.n_modes) == [2 * lmax, 2 * lmax], model
+    assert list(compose_config([f"data={data}", "model=sfno_wide"]).model.net.n_modes) == [lmax, 2 * lmax]
 
 
 def test_sht_grid_follows_the_data_grid():
@@ -55,3 +57,24 @@ def test_every_model_sees_the_latitude_and_no_longitude(model):
     if model == "sfno":
         shifted = module(state.roll(16, dims=-1))
         torch.testing.assert_close(shifted, module(state).roll(16, dims=-1), rtol=1e-4, atol=1e-4)
+
+
+def parameters(model: str) -> int:
+    return count_parameters(build_module(compose_config(["data=32x64", f"model={model}"])).net)
+
+
+def test_the_size_controls_match_the_other_transforms_size_at_32x64():
+    """fno_small is the FNO at the SFNO's size, sfno_wide the SFNO at the FNO's: within 3% (103,459 and 2,176,035)."""
+    sfno, fno = parameters("sfno"), parameters("fno")
+    assert (sfno, fno) == (103_459, 2_176_035)
+    assert parameters("fno_small") == pytest.approx(sfno, rel=0.03)
+    assert parameters("sfno_wide") == pytest.approx(fno, rel=0.03)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_takes_a_gradient_step_through_all_its_parameters(model):
+    module = build_module(compose_config(["model.width=8", "model.layers=1", f"model={model}"]))
+    module(torch.randn(2, 3, 32, 64)).square().mean().backward()
+    missing = [name for name, parameter in module.named_parameters() if parameter.grad is None]
+    assert not missing, f"no gradient reaches {missing}"
+    assert all(torch.isfinite(parameter.grad).all() for parameter in module.parameters())

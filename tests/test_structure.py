@@ -157,7 +157,10 @@ def test_help_describes_the_app_and_lists_real_choices(tmp_path):
     assert "trains a neural operator" in result.stdout
     listing = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     groups = dict(line.split(": ", 1) for line in listing.splitlines() if ": " in line)
-    assert groups["data"] == "128x256, 256x512, 32x64, 64x128" and groups["model"] == "fno, fno_matched, sfno, sfno_th"
+    assert (
+        groups["data"] == "128x256, 256x512, 32x64, 64x128"
+        and groups["model"] == "fno, fno_small, sfno, sfno_th, sfno_wide"
+    )
     assert groups["trainer"] == "cpu, ddp, default, gpu" and groups["logger"] == "csv, default, wandb"
 
 
