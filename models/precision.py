@@ -9,7 +9,8 @@ and transform of a network run with autocast off, on a float32 input. A spectral
 `register_spectral` (the app's own layers) or in `LIBRARY_SPECTRAL_LAYERS` (a library's).
 `float32_matmul_precision` high or medium lets float32 matrix products on a GPU run in TensorFloat32 (10 mantissa
 bits): the matrix-product transforms (models/spherical.py) and torch-harmonics' Legendre contraction would lose
-their float32 accuracy, so the spectral forwards run at "highest" (their backward passes follow the setting). With neither setting it changes nothing.
+their float32 accuracy, so the spectral forwards run at "highest" (their backward passes follow the setting).
+With neither setting it changes nothing.
 """
 
 import functools
