@@ -1,5 +1,9 @@
-"""What the benchmarks share: their config, a Trainer that only trains, and timers that wait for the GPU."""
+"""What the benchmarks share: their config, a Trainer that only trains, timers that wait for the GPU, and the
+machine each figure was measured on."""
 
+import os
+import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -24,6 +28,41 @@ def compose_config(overrides: list[str]) -> DictConfig:
 def data_spec(overrides: list[str]) -> DataSpec:
     """The data that `python train.py <overrides>` generates (building the data module generates nothing)."""
     return instantiate(compose_config(overrides).data).spec
+
+
+def machine() -> dict:
+    """The machine a benchmark ran on, as every benchmark's JSON names it: the CPU model and the flags that decide
+    its matrix-product speed (AVX2, AVX-512, AMX), its cores, the threads torch uses, torch's version, the GPU."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        fields = dict(line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        cpu, flags = fields.get("model name", cpu), set(fields.get("flags", "").split())
+    return {
+        "cpu": cpu,
+        "cpu_flags": {flag: flag in flags for flag in ("avx2", "avx512f", "amx_tile")},
+        "cpu_cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def gemm_gflops(size: int = 1024, repeats: int = 20) -> float:
+    """The float32 rate of a square matrix product on this machine with the current threads (GPU if any), in
+    GFLOP/s: the median of ``repeats`` products after two untimed ones."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    times = []
+    for index in range(repeats + 2):
+        synchronize()
+        started = time.perf_counter()
+        a @ b
+        synchronize()
+        if index >= 2:
+            times.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(times) / 1e9
 
 
 def synchronize() -> None:

@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import EpochTimer, compose_config, timing_trainer  # noqa: E402
+from benchmarks.common import EpochTimer, compose_config, machine, timing_trainer  # noqa: E402
 from runs.build import build_module  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     from neuralop.data.datasets.spherical_swe import SphericalSWEDataset
 
-    results = {"examples": args.examples, "resolution": "32x64"}
+    results = {"machine": machine(), "examples": args.examples, "resolution": "32x64"}
     with tempfile.TemporaryDirectory() as data_root:
         for model in args.models:
             overrides = [f"model={model}", f"data.num_examples={args.examples}", f"paths.data_root={data_root}"]

@@ -15,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import EpochTimer, compose_config, synchronize, timing_trainer  # noqa: E402
+from benchmarks.common import EpochTimer, compose_config, machine, synchronize, timing_trainer  # noqa: E402
 from models.metrics import squared_l2_loss  # noqa: E402
 from runs.build import build_module  # noqa: E402
 
@@ -65,7 +65,7 @@ def main() -> None:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    results = {"model": args.model, "steps": args.steps, "batch_size": cfg.batch_size}
+    results = {"machine": machine(), "model": args.model, "steps": args.steps, "batch_size": cfg.batch_size}
     results["bare_s"] = bare_seconds(cfg, datamodule, args.steps, args.warmup)
     print(f"bare loop: {results['bare_s']:.2f} s", file=sys.stderr)
     results["lightning_s"] = lightning_seconds(cfg, datamodule, args.steps, args.warmup)

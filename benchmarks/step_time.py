@@ -6,8 +6,12 @@ Reference: neuraloperator's SFNO as the app used to train it, modes (32, 64), wi
 transforms, the three fields in and its default grid embedding. Default: the module `python train.py <overrides>`
 builds (`runs.build.build_module` on the composed config). Both train on the same random batches of the data
 preset's shape; the two models' steps alternate in blocks, so that a change in the machine's load hits both, and
-each figure is the median over its steps after ``--warmup``. Prints progress to stderr and the figures as one
-JSON object on the last line: ``reference_step_s``, ``default_step_s`` and ``ratio`` = default / reference.
+each figure is the median over its steps after ``--warmup``. Between the blocks the machine's float32 rate on a
+square 1024x1024 matrix product is measured with the same threads (``gemm_gflops``, median), so that ``efficiency``
+= ``step_gflop`` / ``default_step_s`` / ``gemm_gflops`` says how near the default step comes to what this machine
+does at best; the FLOPs of a step are counted by `torch.utils.flop_counter.FlopCounterMode` (matrix products and
+convolutions). Prints progress to stderr and the figures as one JSON object on the last line: ``reference_step_s``,
+``default_step_s``, ``ratio`` = default / reference, the FLOPs of both steps, the rates, and the machine.
 """
 
 import argparse
@@ -20,9 +24,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import compose_config, synchronize  # noqa: E402
+from benchmarks.common import compose_config, gemm_gflops, machine, synchronize  # noqa: E402
 from models.metrics import area_weights, squared_l2_loss  # noqa: E402
 from runs.build import build_module, count_parameters  # noqa: E402
 from runs.start import prepare_process  # noqa: E402
@@ -58,6 +63,13 @@ def timed_steps(step: Callable[[torch.Tensor], None], batches: list[torch.Tensor
     return times
 
 
+def step_gflop(step: Callable[[torch.Tensor], None], batch: torch.Tensor) -> float:
+    """The FLOPs of one step, by PyTorch's FLOP counter, in GFLOP."""
+    with FlopCounterMode(display=False) as counter:
+        step(batch)
+    return counter.get_total_flops() / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -90,13 +102,15 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in steps}
     for step in steps.values():
         timed_steps(step, [batches[index % args.block] for index in range(args.warmup)])
+    flops = {name: step_gflop(step, batches[0]) for name, step in steps.items()}
+    gemm_rates = []
     while len(times["default"]) < args.steps:
         for name, step in steps.items():
             times[name] += timed_steps(step, batches)
             print(f"{name}: {len(times[name])} steps, median {statistics.median(times[name]):.4f} s", file=sys.stderr)
+        gemm_rates.append(gemm_gflops(repeats=args.block))
     results = {
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({args.threads} threads)",
-        "torch": torch.__version__,
+        "machine": machine(),
         "batch_size": args.batch_size,
         "grid": f"{cfg.data.nlat}x{cfg.data.nlon}",
         "steps": len(times["default"]),
@@ -104,8 +118,13 @@ def main() -> None:
         "default_parameters": count_parameters(default.net),
         "reference_step_s": round(statistics.median(times["reference"]), 4),
         "default_step_s": round(statistics.median(times["default"]), 4),
+        "reference_step_gflop": round(flops["reference"], 3),
+        "step_gflop": round(flops["default"], 3),
+        "gemm_gflops": round(statistics.median(gemm_rates), 1),
     }
     results["ratio"] = round(results["default_step_s"] / results["reference_step_s"], 3)
+    results["step_gflops"] = round(flops["default"] / results["default_step_s"], 1)
+    results["efficiency"] = round(results["step_gflops"] / results["gemm_gflops"], 3)
     print(json.dumps(results))
 
 

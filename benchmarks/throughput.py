@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import EpochTimer, compose_config, timing_trainer  # noqa: E402
+from benchmarks.common import EpochTimer, compose_config, machine, timing_trainer  # noqa: E402
 from runs.build import build_module  # noqa: E402
 from runs.start import prepare_process  # noqa: E402
 
@@ -77,8 +77,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--compile", action="store_true", help="training.compile=True (compilation is not timed)")
     args = parser.parse_args()
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    results = {"device": device, "torch": torch.__version__, "compile": args.compile, "steps": args.steps}
+    results = {"machine": machine(), "compile": args.compile, "steps": args.steps}
     results["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32  # convolutions: TF32 on GPUs unless switched off
     runs, best = [], {}
     for model in args.models:

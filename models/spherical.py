@@ -13,7 +13,8 @@ app's solver does (both build their Fourier matrix in `sphere/fourier.py`):
 The grid-sized operand of each product is read in the memory layout it comes in (a transposed operand costs a
 matrix product nothing), so no grid-sized tensor is copied, also in the backward pass. `MatmulSphericalConv`
 keeps the spectrum real and order-first from analysis to synthesis and mixes the channels with one real batched
-matrix product per degree; only these small spectral tensors are rearranged. The numbers are those of
+matrix product per degree; only these small spectral tensors are rearranged. `channel_major` is the same
+convolution for networks that keep their activations channels first (models/fno.py). The numbers are those of
 neuraloperator's convolution on torch-harmonics' transforms up to float32 rounding.
 """
 
@@ -22,6 +23,7 @@ from neuralop.layers.spherical_convolution import SphericalConv
 from torch import nn
 from torch_harmonics import InverseRealSHT, RealSHT
 
+from models.precision import register_spectral
 from sphere.fourier import fourier_matrix
 
 
@@ -54,12 +56,17 @@ class Synthesis(nn.Module):
         legendre = InverseRealSHT(nlat, nlon, lmax=lmax, mmax=mmax, grid=grid, norm=norm).pct  # (mmax, lmax, nlat)
         self.register_buffer("legendre", legendre.float(), persistent=False)
 
-    def forward(self, spectrum: torch.Tensor) -> torch.Tensor:
+    def forward(self, spectrum: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        """``add`` (rows, nlat, nlon), if given, is added by the last matrix product: no separate pass over the grid."""
         mmax, _, rows, lmax = spectrum.shape
         nlat, nlon = self.legendre.shape[-1], self.fourier.shape[-1]
         values = torch.bmm(spectrum.reshape(mmax, -1, lmax), self.legendre)  # (mmax, 2 * rows, nlat)
         # (rows * nlat, mmax * 2) @ (mmax * 2, nlon): the Fourier coefficients are read transposed, in place
-        grid = values.view(2 * mmax, -1).transpose(0, 1) @ self.fourier
+        coefficients = values.view(2 * mmax, -1).transpose(0, 1)
+        if add is None:
+            grid = coefficients @ self.fourier
+        else:
+            grid = torch.addmm(add.reshape(-1, nlon).to(values.dtype), coefficients, self.fourier)
         return grid.view(rows, nlat, nlon)
 
 
@@ -102,6 +109,7 @@ class MatmulSHT(nn.Module):
         return self.synthesis(nlat, nlon, lmax, mmax, norm, grid, x.device)(spectrum).view(*leading, nlat, nlon)
 
 
+@register_spectral("forward", "channel_major")
 class MatmulSphericalConv(SphericalConv):
     """neuraloperator's `SphericalConv` (same arguments, weights and state dict) on `MatmulSHT`'s transforms, with
     the spectrum kept real from analysis to synthesis. Separable weights are not supported."""
@@ -128,8 +136,21 @@ class MatmulSphericalConv(SphericalConv):
         spectrum = handle.analysis(nlat, nlon, lmax, mmax, norm, grid_in, x.device)(x.reshape(-1, nlat, nlon))
         spectrum = self.contract(spectrum.view(mmax, 2, batch, -1, lmax))  # (mmax, 2, batch, out, lmax)
         synthesis = handle.synthesis(height, width, lmax, mmax, norm, grid_out, x.device)
-        y = synthesis(spectrum.view(mmax, 2, -1, lmax)).view(batch, -1, height, width)
+        y = synthesis(spectrum.reshape(mmax, 2, -1, lmax)).view(batch, -1, height, width)
         return y if self.bias is None else y + self.bias
+
+    def channel_major(self, x: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+        """``add`` plus this convolution of ``x`` without its bias, both channel-major (channels first, then the
+        batch): x (in, batch, nlat, nlon), add (out, batch, nlat, nlon) -> (out, batch, nlat, nlon), at the input's
+        resolution. The synthesis's last matrix product adds ``add``: a caller folds the bias and its skip
+        connection into it (models/fno.py)."""
+        channels, batch, nlat, nlon = x.shape
+        lmax, mmax = self.n_modes[0], self.n_modes[1] // 2
+        handle, (norm, (grid_in, grid_out)) = self.sht_handle, (self.sht_norm, self.sht_grids)
+        spectrum = handle.analysis(nlat, nlon, lmax, mmax, norm, grid_in, x.device)(x.reshape(-1, nlat, nlon))
+        spectrum = self.contract(spectrum.view(mmax, 2, channels, batch, lmax).transpose(2, 3))
+        synthesis = handle.synthesis(nlat, nlon, lmax, mmax, norm, grid_out, x.device)
+        return synthesis(spectrum.transpose(2, 3).reshape(mmax, 2, -1, lmax), add).view(-1, batch, nlat, nlon)
 
     def contract(self, spectrum: torch.Tensor) -> torch.Tensor:
         """The complex channel mixing per degree l, out[o] = sum_i x[i] w[i, o, l], as one real batched matrix
@@ -141,4 +162,4 @@ class MatmulSphericalConv(SphericalConv):
         blocks = torch.cat([torch.cat([real, imag], dim=2), torch.cat([-imag, real], dim=2)], dim=1)
         parts = spectrum.permute(4, 0, 2, 1, 3).reshape(lmax, mmax * batch, 2 * channels)  # (lmax, mmax batch, 2 in)
         mixed = torch.bmm(parts, blocks).view(lmax, mmax, batch, 2, -1)  # (lmax, mmax, batch, 2, out)
-        return mixed.permute(1, 3, 2, 4, 0).contiguous()
+        return mixed.permute(1, 3, 2, 4, 0)  # a view: the caller copies it once, into the layout it needs

@@ -33,9 +33,10 @@ TINY = [
     "model.layers=1",
 ]
 
-# The default SFNO (its convolution on models/spherical.py's transforms), for fit_tiny_module's 8x16 grid.
+# The default SFNO (channel-major, its convolution on models/spherical.py's transforms), for fit_tiny_module's 8x16
+# grid.
 TINY_SFNO = {
-    "_target_": "neuralop.models.SFNO",
+    "_target_": "models.fno.ChannelMajorSFNO",
     "n_modes": [4, 8],
     "in_channels": 4,  # the fields and sin(latitude)
     "out_channels": 3,

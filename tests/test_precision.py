@@ -29,9 +29,9 @@ def test_spectral_transforms_run_in_float32_under_autocast(model, monkeypatch):
         monkeypatch.setattr(torch.fft, name, recorded)
     for transform in (Analysis, Synthesis):  # the default SFNO's transforms are matrix products, not FFTs
 
-        def recorded_forward(self, x, _forward=transform.forward):
+        def recorded_forward(self, x, *args, _forward=transform.forward):
             calls.append((x.dtype, torch.is_autocast_enabled("cpu")))
-            return _forward(self, x)
+            return _forward(self, x, *args)
 
         monkeypatch.setattr(transform, "forward", recorded_forward)
     net = instantiate(compose_config([f"model={model}", "model.width=8", "model.layers=1"]).model.net)
@@ -94,9 +94,9 @@ def test_each_precision_setting_trains_a_step_with_float32_transforms(
     seen = []
     for transform in (Analysis, Synthesis):
 
-        def recorded_forward(self, x, _forward=transform.forward):
+        def recorded_forward(self, x, *args, _forward=transform.forward):
             seen.append((x.dtype, torch.get_float32_matmul_precision()))
-            return _forward(self, x)
+            return _forward(self, x, *args)
 
         monkeypatch.setattr(transform, "forward", recorded_forward)
     prepare_process(matmuls)
