@@ -69,6 +69,14 @@ def quiet_wandb(tmp_path, monkeypatch):
         monkeypatch.setenv(variable, str(tmp_path / "wandb-home"))
 
 
+@pytest.fixture(autouse=True)
+def outputs_in_tmp(tmp_path, monkeypatch):
+    """Runs and data of a test land in its tmp_path (outputs/, cache/), not in the repository's: the folders that
+    paths=local anchors at the repository root follow SWE_LOG_DIR and SWE_DATA_ROOT."""
+    monkeypatch.setenv("SWE_LOG_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("SWE_DATA_ROOT", str(tmp_path / "cache"))
+
+
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """The config `python train.py <overrides>` would get, with Hydra's runtime filled in."""
     GlobalHydra.instance().clear()
