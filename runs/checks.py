@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from custom_resolvers import device_count
 from data import CHANNELS, DEVICES
 from runs.folder import LAST_CHECKPOINT, SAVED_CONFIG, DamagedFileError, checkpoint_progress, saved_config
+from runs.init_from import check_init_from
 
 DATA_CHANNELS = len(CHANNELS)
 
@@ -368,4 +369,5 @@ CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (
     _model,
     _folders,
     _resume,
+    check_init_from,
 )
