@@ -62,6 +62,15 @@ def data_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, data_root) -> Path:
+    """One finished tiny run (CSV logging only) for tests that start from a run: evaluate.py, init_from."""
+    log_dir = tmp_path_factory.mktemp("finished") / "outputs"
+    run_train([*TINY, "logger=csv", f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"], cwd=log_dir.parent)
+    (run,) = log_dir.glob("*/*")
+    return run
+
+
 @pytest.fixture(autouse=True)
 def quiet_wandb(tmp_path, monkeypatch):
     """Keep W&B's own cache and settings out of the home folder."""
