@@ -210,7 +210,9 @@ def test_evaluate_logs_to_its_own_wandb_run_in_the_sweep_group(tmp_path):
     OmegaConf.save({"hydra": {"mode": "MULTIRUN"}}, run / ".hydra" / "hydra.yaml")
     train_cfg = compose_config([])
     train_cfg.output_dir = str(run)
-    init = wandb_logger(train_cfg, run)._wandb_init
+    folder = run / "eval" / "2026-01-02_10-00-00"
+    init = wandb_logger(train_cfg, run, folder)._wandb_init
     assert init["job_type"] == "evaluate" and init["group"] == "2026-01-01_10-00-00_multirun"
     assert init["id"] is None, "a run of its own, beside the training run"
-    assert wandb_logger(compose_config(["logger=csv"]), run) is False
+    assert init["dir"] == str(folder), "its files in the evaluation's folder"
+    assert wandb_logger(compose_config(["logger=csv"]), run, folder) is False
