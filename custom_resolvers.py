@@ -44,6 +44,12 @@ def safe_dirname(name: str) -> str:
     return f"{safe[: MAX_NAME_BYTES - len(digest) - 1]}_{digest}"
 
 
+def repo_root() -> str:
+    """The repository's root folder (this module lies there): outputs/ and cache/ are anchored at it, not at the
+    folder a command starts in, so `python ~/proj/train.py` from anywhere uses the project's data cache."""
+    return os.path.dirname(os.path.abspath(__file__))
+
+
 def on_resume(resume: str | None, fresh: object, resumed: object) -> object:
     """``resumed`` when the run continues an earlier one (`resume=<run folder>`), else ``fresh``.
 
@@ -178,6 +184,7 @@ RESOLVERS = {
     "safe_dirname": safe_dirname,
     "prepend_underscore": prepend_underscore,
     "abspath": abspath,
+    "repo_root": repo_root,
     "on_debug": on_debug,
     "sweep_name": sweep_name,
     "isdist": isdist,

@@ -1,74 +1,155 @@
-"""Test an existing run without training: `python evaluate.py <run folder> [--checkpoint last]`.
+"""Test an existing run again, without training: `python evaluate.py <run folder> [overrides] [--checkpoint last]`.
 
-Loads the model from its checkpoint alone and the data from the run's saved config, and writes
-test_metrics.json and plots/ into the run folder, as the test stage of train.py does.
+The run's saved config (.hydra/config.yaml) with Hydra-syntax overrides (`eval.rollout_steps=100 batch_size=64
+trainer.devices=2 data=64x128`) gives the data, the rollout and the trainer; the model comes from its checkpoint.
+Each evaluation writes into a folder of its own, <run>/eval/<date>_<time>_<overrides>/ (runs/folder.py):
+test_metrics.json, plots/, the config and overrides it ran with and evaluate.log, never over the training's report.
 """
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
-import lightning.pytorch as pl
-import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import custom_resolvers
-from evaluation.callbacks import log_images, run_meta
-from evaluation.run_report import write_run_report
-from models import NeuralOperatorModule
-from runs.folder import SAVED_CONFIG, DamagedFileError, find_checkpoint, saved_config, started_with
+from runs.folder import (
+    EVAL_CONFIG,
+    EVAL_LOG,
+    EVAL_OVERRIDES,
+    SAVED_CONFIG,
+    DamagedFileError,
+    evaluation_folder,
+    find_checkpoint,
+    saved_config,
+    started_with,
+)
 
 log = logging.getLogger(__name__)
 
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+CONFIG_NAME = "neuraloperator"  # train.py's top-level config
+# The other ranks of `trainer.devices=2` run this script again: they find rank 0's folder here.
+FOLDER_VARIABLE = "EVALUATE_FOLDER"
 
-def evaluate(run_dir: Path, which: str) -> dict:
+
+def evaluation_config(run_dir: Path, overrides: list[str]) -> DictConfig:
+    """The run's saved config with ``overrides``: a key (`batch_size=64`, `+key=value`) is set in it; a group choice
+    (`data=64x128`) replaces the group's node by the option as config/ holds it now. Raises ValueError naming an
+    override that cannot apply."""
+    cfg = saved_config(run_dir)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise ValueError(str(error)) from error
+    groups = [override for override in parsed if (CONFIG_DIR / override.key_or_group).is_dir()]
+    if any(override.key_or_group == "model" for override in groups):
+        raise ValueError("model=...: the model of an evaluation is its checkpoint's; pass --checkpoint to choose one")
+    if groups:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            fresh = compose(CONFIG_NAME, overrides=[override.input_line for override in groups])
+    for override in parsed:
+        key = override.key_or_group
+        if override in groups:
+            if key not in fresh:
+                raise ValueError(
+                    f"{override.input_line}: this group sets keys across the config; give those keys instead"
+                )
+            cfg[key] = fresh[key]
+        elif override.is_delete():
+            raise ValueError(f"{override.input_line}: evaluate.py does not delete keys")
+        elif not override.is_add() and OmegaConf.select(cfg, key, default=KeyError) is KeyError:
+            raise ValueError(f"{key} is not a key of the run's config: check its spelling, or add it with +{key}=...")
+        else:
+            OmegaConf.update(cfg, key, override.value(), merge=False, force_add=True)
+    with open_dict(cfg):
+        cfg.output_dir = str(run_dir)  # the saved value is a ${hydra:...} interpolation
+    return cfg
+
+
+def evaluate(run_dir: Path, which: str, cfg: DictConfig, folder: Path) -> dict:
+    """Test ``which`` checkpoint of the run in ``run_dir`` as ``cfg`` says; the report goes into ``folder``."""
+    import torch
+    from hydra.utils import instantiate
+
+    from evaluation.callbacks import log_images, run_meta
+    from evaluation.run_report import write_run_report
+    from models import NeuralOperatorModule
+
     torch.set_flush_denormal(True)
-    train_cfg = saved_config(run_dir)
-    train_cfg.output_dir = str(run_dir)  # the saved value is a ${hydra:...} interpolation
     checkpoint = find_checkpoint(run_dir, which)
-    model = NeuralOperatorModule.load_from_checkpoint(checkpoint)
-    datamodule = instantiate(train_cfg.data)
-    logger = wandb_logger(train_cfg, run_dir)
-    trainer = pl.Trainer(
-        logger=logger, enable_checkpointing=False, accelerator=train_cfg.trainer.accelerator, devices=1
+    datamodule = instantiate(cfg.data)
+    # The network as trained; its grid, rollout and map leads as this evaluation asks.
+    model = NeuralOperatorModule.load_from_checkpoint(
+        checkpoint,
+        map_location="cpu",
+        nlat=cfg.data.nlat,
+        nlon=cfg.data.nlon,
+        grid=cfg.data.grid,
+        test_rollout_steps=cfg.eval.rollout_steps,
+        example_leads=list(cfg.eval.map_leads),
     )
+    logger = wandb_logger(cfg, run_dir, folder)
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[], enable_checkpointing=False)
     trainer.test(model, datamodule=datamodule)
+    if not trainer.is_global_zero:
+        return model.test_results
     meta = run_meta(run_dir, model, datamodule) | {"checkpoint": str(checkpoint)}
-    plots = write_run_report(model.test_results, model.channels, meta, run_dir)
+    plots = write_run_report(model.test_results, model.channels, meta, folder)
     log_images(trainer, {f"test/{name}": path for name, path in plots.items()})
     if logger:
         logger.experiment.finish()
-    log.info("test metrics and plots of %s written to %s", checkpoint.name, run_dir)
+    log.info("test metrics and plots of %s written to %s", checkpoint.name, folder)
     return model.test_results
 
 
-def wandb_logger(train_cfg: DictConfig, run_dir: Path) -> "pl.loggers.WandbLogger | bool":
-    """A W&B run of its own (job_type evaluate) beside the training run's, in the same group; False without W&B."""
-    node = OmegaConf.select(train_cfg, "logger.wandb")
+def wandb_logger(cfg: DictConfig, run_dir: Path, folder: Path) -> "object | bool":
+    """A W&B run of its own (job_type evaluate) beside the training run's, in the same group, its files in
+    ``folder``; False without W&B."""
+    from hydra.utils import instantiate
+
+    node = OmegaConf.select(cfg, "logger.wandb")
     if node is None:
         return False
     group = custom_resolvers.sweep_name(started_with(run_dir).mode, str(run_dir))
-    return instantiate(node, id=None, name=f"{run_dir.name}-evaluate", group=group, job_type="evaluate")
+    return instantiate(
+        node, id=None, name=f"{run_dir.name}-{folder.name}", group=group, job_type="evaluate", save_dir=str(folder)
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="the run folder (also accepted as run=<folder>)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the run's config, e.g. eval.rollout_steps=100")
     parser.add_argument("--checkpoint", default="best", help="best (default), last, or a path to a .ckpt file")
     args = parser.parse_args()
     run_dir = Path(args.run.removeprefix("run=")).resolve()
     if not (run_dir / SAVED_CONFIG).is_file():
         parser.error(f"{args.run} is not a run folder: it has no {SAVED_CONFIG}")
-    logging.basicConfig(
-        level=logging.INFO,
-        format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
-        handlers=[logging.StreamHandler(), logging.FileHandler(run_dir / "evaluate.log", mode="w")],
-    )
     try:
-        evaluate(run_dir, args.checkpoint)
-    except (DamagedFileError, FileNotFoundError) as error:
+        cfg = evaluation_config(run_dir, args.overrides)
+        find_checkpoint(run_dir, args.checkpoint)
+    except (DamagedFileError, FileNotFoundError, ValueError) as error:
         parser.exit(1, f"evaluate.py: {error}\n")
+    if FOLDER_VARIABLE in os.environ:  # another rank of this evaluation
+        folder = Path(os.environ[FOLDER_VARIABLE])
+    else:
+        named = [*args.overrides, *([] if args.checkpoint == "best" else [f"checkpoint={args.checkpoint}"])]
+        folder = evaluation_folder(run_dir, named)
+        os.environ[FOLDER_VARIABLE] = str(folder)
+        (folder / EVAL_CONFIG).write_text(OmegaConf.to_yaml(cfg))
+        (folder / EVAL_OVERRIDES).write_text(OmegaConf.to_yaml(OmegaConf.create(args.overrides)))
+    handlers = [logging.StreamHandler()]
+    if custom_resolvers.process_rank() == 0:
+        handlers.append(logging.FileHandler(folder / EVAL_LOG, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s", handlers=handlers
+    )
+    evaluate(run_dir, args.checkpoint, cfg, folder)
 
 
 if __name__ == "__main__":

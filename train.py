@@ -2,6 +2,7 @@
 
 python train.py [model=fno] [data=64x128] [trainer=ddp] [logger=csv] [debug=True] [-m ...]   (--help lists the choices)
 python train.py resume=<run folder> [training.max_epochs=N]   # continue a run from its ckpt/last.ckpt
+python train.py init_from=<run folder or .ckpt> [overrides]     # a new run starting from that run's weights
 """
 
 import logging
@@ -16,7 +17,7 @@ from omegaconf import DictConfig
 
 import custom_resolvers  # noqa: F401  (registers the resolvers the configs use)
 from runs.failures import run_task
-from runs.resume import quote_resume_argument
+from runs.resume import quote_folder_arguments
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -81,7 +82,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_resume_argument(sys.argv)
+    sys.argv = quote_folder_arguments(sys.argv)
     # Sweep jobs in other processes (submitit, local or SLURM) unpickle this project's objects from anywhere.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
     main()

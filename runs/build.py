@@ -5,9 +5,18 @@ from torch import nn
 
 from data import CHANNELS
 from models import NeuralOperatorModule
+from runs.init_from import load_initial_weights
 
 
 def build_module(cfg: DictConfig) -> NeuralOperatorModule:
+    """The run's module: with the network weights of `init_from` where the config names a run to start from."""
+    module = untrained_module(cfg)
+    if cfg.get("init_from") and not cfg.resume:  # a resumed run goes on from its own checkpoint
+        load_initial_weights(module, cfg.init_from)
+    return module
+
+
+def untrained_module(cfg: DictConfig) -> NeuralOperatorModule:
     """The module, given the resolved configs as plain containers: its checkpoints describe the network themselves."""
 
     def plain(node: DictConfig | None) -> dict | None:

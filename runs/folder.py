@@ -8,10 +8,13 @@ import math
 import os
 import re
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from custom_resolvers import prepend_underscore, safe_dirname
 
 SAVED_CONFIG = Path(".hydra") / "config.yaml"  # the task config as composed (unresolved)
 SAVED_HYDRA = Path(".hydra") / "hydra.yaml"  # Hydra's node: the group choices and overrides of the launch
@@ -25,6 +28,10 @@ ERRORS_FILE = "test_errors.npz"  # every forecast's errors per test trajectory (
 METRICS_CSV = "metrics.csv"  # the training curves: Lightning's CSVLogger writes it in the run folder
 PLOTS_DIR = Path("plots")
 WANDB_ID_FILE = "wandb_id.txt"
+EVAL_DIR = Path("eval")  # evaluate.py's evaluations of the run, one folder each (evaluation_folder)
+EVAL_CONFIG = "config.yaml"  # in an evaluation's folder: the config it ran with, as composed
+EVAL_OVERRIDES = "overrides.yaml"  # in an evaluation's folder: evaluate.py's overrides
+EVAL_LOG = "evaluate.log"
 SAVED_CONFIG_KEYS = ("data", "model", "training", "trainer")  # a saved config without one of these is damaged
 
 
@@ -52,6 +59,14 @@ def claim(folder: str, reuse: bool) -> str:
         except FileExistsError:
             number += 1
             candidate = f"{folder}_{number}"
+
+
+def evaluation_folder(run_dir: Path, overrides: list[str]) -> Path:
+    """A new folder for one evaluation of the run in ``run_dir``: eval/<date>_<time>_<overrides>, flat and unique as
+    run folders are (`claim`), so that an evaluation never writes over the training's report or another's."""
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    name = safe_dirname(stamp + prepend_underscore("_".join(overrides)))
+    return Path(claim(str(Path(run_dir) / EVAL_DIR / name), reuse=False))
 
 
 def quoted(folder: str) -> str:

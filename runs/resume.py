@@ -21,17 +21,21 @@ if TYPE_CHECKING:
     from lightning.pytorch.loggers import CSVLogger
 
 
-def quote_resume_argument(argv: list[str]) -> list[str]:
-    """``argv`` with the folder of `resume=<folder>` quoted for Hydra.
+FOLDER_ARGUMENTS = ("resume=", "init_from=")  # command-line keys whose values are run folders or checkpoints
+
+
+def quote_folder_arguments(argv: list[str]) -> list[str]:
+    """``argv`` with the folders of `resume=<folder>` and `init_from=<folder>` quoted for Hydra.
 
     Run folder names hold `=` and `,` (their overrides), which Hydra's override grammar reads as syntax; quoted,
     a folder can be passed as the shell completes it.
     """
     quoted = []
     for argument in argv:
-        value = argument.removeprefix("resume=")
-        if value != argument and re.search(r"[=,\s]", value) and not value.startswith(("'", '"')):
-            argument = f"resume='{value}'"
+        key = next((key for key in FOLDER_ARGUMENTS if argument.startswith(key)), None)
+        value = argument.removeprefix(key) if key else ""
+        if key and re.search(r"[=,\s]", value) and not value.startswith(("'", '"')):
+            argument = f"{key}'{value}'"
         quoted.append(argument)
     return quoted
 

@@ -63,11 +63,28 @@ def data_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, data_root) -> Path:
+    """One finished tiny run (CSV logging only) for tests that start from a run: evaluate.py, init_from."""
+    log_dir = tmp_path_factory.mktemp("finished") / "outputs"
+    run_train([*TINY, "logger=csv", f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"], cwd=log_dir.parent)
+    (run,) = log_dir.glob("*/*")
+    return run
+
+
 @pytest.fixture(autouse=True)
 def quiet_wandb(tmp_path, monkeypatch):
     """Keep W&B's own cache and settings out of the home folder."""
     for variable in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
         monkeypatch.setenv(variable, str(tmp_path / "wandb-home"))
+
+
+@pytest.fixture(autouse=True)
+def outputs_in_tmp(tmp_path, monkeypatch):
+    """Runs and data of a test land in its tmp_path (outputs/, cache/), not in the repository's: the folders that
+    paths=local anchors at the repository root follow SWE_LOG_DIR and SWE_DATA_ROOT."""
+    monkeypatch.setenv("SWE_LOG_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("SWE_DATA_ROOT", str(tmp_path / "cache"))
 
 
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:

@@ -18,14 +18,15 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9._,=+~-]+")
 
 
 def run_folder(overrides: list[str]) -> Path:
-    """The folder `python train.py <overrides>` would get below ./outputs, claimed as a run claims it."""
+    """The folder `python train.py <overrides>` would get below outputs/ (the test's: SWE_LOG_DIR), claimed as a run
+    claims it."""
     return Path(claim(str(compose_hydra_config(overrides).hydra.run.dir), reuse=False))
 
 
 def test_blog_example_keeps_its_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     folder = run_folder(["model=sfno", "data=64x128", "data.num_examples=50", "training.max_epochs=1"])
-    assert folder.parent.parent == Path("outputs")
+    assert folder.parent.parent == tmp_path / "outputs"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", folder.parent.name)
     assert folder.name.startswith(f"{folder.parent.name}_")
     assert re.fullmatch(rf"{STAMP}_sfno64x128_data\.num_examples=50_training\.max_epochs=1", folder.name)
@@ -49,7 +50,8 @@ def test_any_value_gives_one_flat_folder(override, expected, tmp_path, monkeypat
     assert folder.name.endswith(f"_sfno32x64_{expected}")
     assert SAFE_NAME.fullmatch(folder.name)
     created = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
-    assert created == [Path("outputs"), folder.parent, folder], "exactly one folder below outputs/<date>"
+    expected = [Path("outputs"), folder.parent.relative_to(tmp_path), folder.relative_to(tmp_path)]
+    assert created == expected, "exactly one folder below outputs/<date>"
 
 
 def test_sweep_subfolders_use_the_same_names(tmp_path, monkeypatch):

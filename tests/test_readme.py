@@ -1,5 +1,6 @@
-"""The README's commands work as written: each command of its "What you run" and "Cluster and sweeps" blocks runs,
-with tiny settings appended, except those listed in SKIPPED (they need a cluster or a particular run folder)."""
+"""The README's commands work as written: each command of the README's "What you run" block and of docs/cluster.md's
+first block runs, with tiny settings appended, except those listed in SKIPPED (they need a cluster or a particular
+run folder)."""
 
 import re
 import shlex
@@ -10,11 +11,12 @@ import pytest
 
 from tests.conftest import REPO, TINY_DATA
 
-SECTIONS = ("## What you run", "## Cluster and sweeps")
+SECTIONS = (("README.md", "## What you run"), ("docs/cluster.md", "# Cluster and sweeps"))
 # What cannot run on a 2-core machine without SLURM, by a piece of the command, and why.
 SKIPPED = {
     "cluster=slurm": "needs a SLURM cluster (the sbatch script is tested in test_sweeps.py)",
-    "evaluate.py outputs/2026-11-27/": "names a run folder of the README's example (evaluate.py: test_run_folders.py)",
+    "evaluate.py outputs/2026-11-27/": "names a run folder of the README's example (evaluate.py: test_evaluate.py)",
+    "init_from=outputs/2026-11-27/": "names a run folder of the README's example (init_from: test_init_from.py)",
 }
 # Tiny runs that leave every key the README sets alone (no effective batch size: the DDP line must work as written).
 TINY_RUN = [*TINY_DATA, "batch_size=2", "training.max_epochs=1", "model.width=8", "model.layers=1"]
@@ -23,9 +25,9 @@ TINY_SEARCH = ["hydra.sweeper.n_trials=2"]
 
 def readme_commands() -> list[str]:
     """The command lines of the first bash block of each of SECTIONS."""
-    text = (REPO / "README.md").read_text()
     commands = []
-    for heading in SECTIONS:
+    for document, heading in SECTIONS:
+        text = (REPO / document).read_text()
         section = text[text.index(heading) :]
         block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
         commands += [line.strip() for line in block.splitlines() if line.startswith("python ")]

@@ -16,7 +16,7 @@ from torch.utils.data import BatchSampler
 from data.datamodule import EpochSampler, ResumableLoader
 from runs.checks import ConfigError, check_config
 from runs.lightning_callbacks import RNGState
-from runs.resume import quote_resume_argument
+from runs.resume import quote_folder_arguments
 from tests.conftest import REPO, RESUMABLE, TINY, compose_hydra_config, run_train
 
 STEPS_PER_EPOCH = 8
@@ -151,14 +151,15 @@ def test_a_resume_runs_in_the_run_folder_and_keeps_its_hydra_files(tmp_path, mon
     assert not (tmp_path / "outputs").exists()
 
 
-def test_run_folders_pass_as_resume_values_unquoted():
+@pytest.mark.parametrize("key", ["resume", "init_from"])
+def test_run_folders_pass_as_resume_and_init_from_values_unquoted(key):
     folder = "outputs/2026-01-01/2026-01-01_10-00-00_fno32x64_model.net.n_modes=8,8"
-    assert quote_resume_argument(["train.py", f"resume={folder}", "training.max_epochs=3"]) == [
+    assert quote_folder_arguments(["train.py", f"{key}={folder}", "training.max_epochs=3"]) == [
         "train.py",
-        f"resume='{folder}'",
+        f"{key}='{folder}'",
         "training.max_epochs=3",
     ]
-    assert quote_resume_argument(["resume=outputs/plain", f"resume='{folder}'"]) == [
+    assert quote_folder_arguments(["resume=outputs/plain", f"resume='{folder}'"]) == [
         "resume=outputs/plain",
         f"resume='{folder}'",
     ]

@@ -1,7 +1,8 @@
 """Checks of a composed config that stop bad input before any folder, file, data or W&B run exists.
 
 `check_config` reads only the keys each check needs, so that one problem does not hide the others. Each module
-here holds one kind of check: values (types, ranges, choices), batches, devices, model, folders, resume.
+here holds one kind of check: values (types, ranges, choices), batches, devices, model, folders, resume; the check of
+`init_from=` lives with the loading it checks, in runs/init_from.py.
 """
 
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from runs.checks.folders import check_folders
 from runs.checks.model import check_model
 from runs.checks.resume import check_resume
 from runs.checks.values import check_choices, check_sizes, check_switches, missing_keys
+from runs.init_from import check_init_from
 
 
 class ConfigError(ValueError):
@@ -30,6 +32,7 @@ CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (
     check_model,
     check_folders,
     check_resume,
+    check_init_from,
 )
 
 

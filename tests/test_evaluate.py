@@ -1,0 +1,61 @@
+"""evaluate.py: a finished run tested again with overrides, into a folder of its own under <run>/eval/."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from evaluate import evaluation_config
+from runs.folder import EVAL_CONFIG, EVAL_DIR, EVAL_LOG, METRICS_FILE, SAVED_CONFIG
+from tests.conftest import REPO
+
+
+def evaluate(run: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "evaluate.py"), str(run), *args], cwd=run.parent, capture_output=True, text=True
+    )
+
+
+def test_an_evaluation_with_overrides_gets_its_own_folder_and_leaves_the_runs_report(finished_run):
+    report = (finished_run / METRICS_FILE).read_bytes()
+    config = (finished_run / SAVED_CONFIG).read_bytes()
+    result = evaluate(finished_run, "eval.rollout_steps=5", "--checkpoint", "last")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = (finished_run / EVAL_DIR).iterdir()
+    assert folder.name.endswith("_eval.rollout_steps=5_checkpoint=last")
+    metrics = json.loads((folder / METRICS_FILE).read_text())
+    assert metrics["lead_hours"] == [1, 2, 3, 4, 5], "the run trained with 3-hour test rollouts"
+    assert metrics["checkpoint"].endswith("last.ckpt")
+    assert (folder / "plots" / "maps.png").is_file() and (folder / EVAL_CONFIG).is_file()
+    assert "written to" in (folder / EVAL_LOG).read_text()
+    assert (finished_run / METRICS_FILE).read_bytes() == report, "the training's report is left as it was"
+    assert (finished_run / SAVED_CONFIG).read_bytes() == config
+
+
+def test_overrides_set_keys_and_replace_groups(finished_run):
+    cfg = evaluation_config(
+        finished_run, ["batch_size=2", "data=64x128", "trainer.devices=2", "+trainer.fast_dev_run=1"]
+    )
+    assert (cfg.batch_size, cfg.data.batch_size, cfg.trainer.devices) == (2, 2, 2)
+    assert (cfg.data.nlat, cfg.data.nlon, cfg.data.num_examples) == (64, 128, 1024), "the preset as config/ has it"
+    saved = evaluation_config(finished_run, [])
+    assert OmegaConf.to_container(cfg.model) == OmegaConf.to_container(saved.model), "the saved config's nodes stay"
+    assert cfg.output_dir == str(finished_run)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("eval.rolout_steps=5", "eval.rolout_steps is not a key of the run's config"),
+        ("model=fno", "the model of an evaluation is its checkpoint's"),
+        ("experiment=gpu", "this group sets keys across the config"),
+    ],
+)
+def test_an_override_that_cannot_apply_stops_before_any_folder(finished_run, override, message):
+    result = evaluate(finished_run, override)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert not (finished_run / EVAL_DIR / "x").exists() and not any((finished_run / EVAL_DIR).glob(f"*{override}*"))
