@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from runs.checks import override_key
 from runs.folder import WANDB_ID_FILE, saved_config
+from runs.overrides import override_key
 
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import CSVLogger

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from runs import checks
-from runs.checks import CHOICES, INTEGER_MINIMUMS, SWITCHES, ConfigError, check_config, unwritable
+from runs.checks import ConfigError, check_config, devices
+from runs.checks.folders import unwritable
+from runs.checks.values import CHOICES, INTEGER_MINIMUMS, SWITCHES
 from tests.conftest import TINY, compose_hydra_config, run_train
 
 
@@ -200,12 +201,12 @@ def test_network_channels_follow_the_data(tmp_path):
 
 def test_data_device_cuda_needs_a_gpu(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # every GPU hidden, on any machine
-    assert not checks.cuda_gpu_visible()
+    assert not devices.cuda_gpu_visible()
     with pytest.raises(ConfigError, match=r"data.device=cuda, but .* pass data.device=auto .* or data.device=cpu"):
         check(["data.device=cuda"], tmp_path)
     check(["data.device=cpu"], tmp_path)
     check(["data.device=auto"], tmp_path)
-    monkeypatch.setattr(checks, "cuda_gpu_visible", lambda: True)
+    monkeypatch.setattr(devices, "cuda_gpu_visible", lambda: True)
     check(["data.device=cuda"], tmp_path)
     with pytest.raises(ConfigError, match=r"data.device='gpu' must be one of auto, cpu, cuda: pass data.device=auto"):
         check(["data.device=gpu"], tmp_path)

@@ -1,0 +1,48 @@
+"""Checks of a composed config that stop bad input before any folder, file, data or W&B run exists.
+
+`check_config` reads only the keys each check needs, so that one problem does not hide the others. Each module
+here holds one kind of check: values (types, ranges, choices), batches, devices, model, folders, resume.
+"""
+
+from collections.abc import Callable, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from runs.checks.batches import check_batches
+from runs.checks.devices import check_data_device
+from runs.checks.folders import check_folders
+from runs.checks.model import check_model
+from runs.checks.resume import check_resume
+from runs.checks.values import check_choices, check_sizes, check_switches, missing_keys
+
+
+class ConfigError(ValueError):
+    """A config that cannot work; each line of the message names a key and how to fix it."""
+
+
+CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (
+    check_sizes,
+    check_switches,
+    check_choices,
+    check_batches,
+    check_data_device,
+    check_model,
+    check_folders,
+    check_resume,
+)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise `ConfigError` listing every problem of ``cfg`` (the task config, with or without its `hydra` node)."""
+    missing = missing_keys(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        raise ConfigError("\n".join(f"{key} is missing (???): give it a value, e.g. {key}=<value>" for key in missing))
+    problems = []
+    for check in CHECKS:
+        try:
+            problems.extend(check(cfg))
+        except OmegaConfBaseException as error:  # e.g. an interpolation that cannot be resolved
+            problems.append(str(error))
+    if problems:
+        raise ConfigError("\n".join(problems))

@@ -1,0 +1,96 @@
+"""Each key's type and range: integers with a minimum, positive numbers, switches, fixed choices, and `???`."""
+
+import math
+from collections.abc import Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+# Smallest allowed value of each integer key; OPTIONAL ones may also be null.
+OPTIONAL = ("training.effective_batch_size",)
+INTEGER_MINIMUMS = {
+    "batch_size": 1,
+    "training.effective_batch_size": 1,
+    "training.max_epochs": 1,
+    "data.nlat": 1,
+    "data.nlon": 1,
+    "data.solver_steps": 1,
+    "data.spinup_steps": 0,
+    "data.train_steps": 2,  # one input and one target
+    "data.rollout_steps": 1,
+    "data.num_examples": 1,
+    "data.num_val_examples": 1,
+    "data.num_test_examples": 1,
+    "data.num_workers": 0,
+    "model.width": 1,
+    "model.layers": 1,
+    "trainer.num_nodes": 1,
+    "checkpoint_every_n_steps": 0,
+}
+POSITIVE_NUMBERS = ("training.lr", "data.mach", "data.amplitude")
+# On/off keys: any other value (`yes`, `1`) would silently count as on or off.
+SWITCHES = ("training.compile", "data.online", "model.residual")
+# Keys with a fixed set of values.
+CHOICES = {"float32_matmul_precision": ("highest", "high", "medium")}
+
+
+def is_int(value: object) -> bool:
+    """An integer, and not a bool (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def missing_keys(node: object, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is `???`, outside the `hydra` node (Hydra fills its own)."""
+    if isinstance(node, dict):
+        items = ((f"{prefix}{key}", value) for key, value in node.items() if prefix or key != "hydra")
+    elif isinstance(node, list):
+        items = ((f"{prefix[:-1]}[{index}]", value) for index, value in enumerate(node))
+    else:
+        return []
+    missing = []
+    for key, value in items:
+        if value == "???":
+            missing.append(key)
+        else:
+            missing.extend(missing_keys(value, f"{key}."))
+    return missing
+
+
+def check_sizes(cfg: DictConfig) -> Iterator[str]:
+    """Counts, sizes and rates that make no sense at zero or below (or at NaN)."""
+    for key, minimum in INTEGER_MINIMUMS.items():
+        value = OmegaConf.select(cfg, key)
+        if (value is not None or key not in OPTIONAL) and (not is_int(value) or value < minimum):
+            yield f"{key}={value!r} must be an integer >= {minimum}: pass {key}=<integer >= {minimum}>"
+    for key in POSITIVE_NUMBERS:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not (math.isfinite(value) and value > 0):
+            yield f"{key}={value!r} must be a positive number: pass {key}=<number > 0>"
+    rollout, data_rollout = OmegaConf.select(cfg, "eval.rollout_steps"), OmegaConf.select(cfg, "data.rollout_steps")
+    if rollout is not None and is_int(data_rollout) and not (is_int(rollout) and 1 <= rollout <= data_rollout):
+        yield (
+            f"eval.rollout_steps={rollout!r} must be an integer from 1 to data.rollout_steps={data_rollout}: "
+            "lower eval.rollout_steps or raise data.rollout_steps"
+        )
+    train_rollout, train_steps = (
+        OmegaConf.select(cfg, "training.rollout_steps"),
+        OmegaConf.select(cfg, "data.train_steps"),
+    )
+    if is_int(train_steps) and not (is_int(train_rollout) and 1 <= train_rollout < train_steps):
+        yield (
+            f"training.rollout_steps={train_rollout!r} must be an integer from 1 to data.train_steps - 1 = "
+            f"{train_steps - 1}: lower training.rollout_steps or set data.train_steps={train_rollout}+1"
+        )
+
+
+def check_switches(cfg: DictConfig) -> Iterator[str]:
+    for key in SWITCHES:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, bool):
+            yield f"{key}={value!r} must be True or False: pass {key}=True or {key}=False"
+
+
+def check_choices(cfg: DictConfig) -> Iterator[str]:
+    for key, values in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in values:
+            yield f"{key}={value!r} must be one of {', '.join(values)}: pass e.g. {key}={values[0]}"
