@@ -235,7 +235,9 @@ def test_training_rollout_needs_long_enough_windows(tmp_path):
 
 def test_training_windows_must_fit_in_the_training_trajectories(tmp_path):
     check(["training.rollout_steps=20", "eval.rollout_steps=20"], tmp_path)  # one window: the whole trajectory
-    with pytest.raises(ConfigError, match=r"data.window_states=22 states .* lower training.rollout_steps to at most 20"):
+    with pytest.raises(
+        ConfigError, match=r"data.window_states=22 states .* lower training.rollout_steps to at most 20"
+    ):
         check(["training.rollout_steps=21", "eval.rollout_steps=20"], tmp_path)
     check(["data.max_window_start=18"], tmp_path)  # 21 states, windows of 3
     with pytest.raises(ConfigError, match=r"data.max_window_start=19: .* pass data.max_window_start=<0 to 18>"):
