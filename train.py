@@ -23,10 +23,13 @@ if TYPE_CHECKING:
     import lightning.pytorch as pl
 
 log = logging.getLogger(__name__)
+# What sweepers minimise: the validation rollout error each validation epoch logs (models/module.py), also the best
+# checkpoint's monitor (config/callbacks/default.yaml).
+VALIDATION_METRIC = "val/rollout_rel_l2"
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train and test as ``cfg`` says; returns the final validation relative L2 (for sweepers).
+    """Train and test as ``cfg`` says; returns the final validation rollout error (val/rollout_rel_l2, for sweepers).
 
     With ``cfg.resume`` set, continues that run instead (None when it had finished already).
     """
@@ -60,14 +63,15 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def validation_error(trainer: "pl.Trainer", model: "pl.LightningModule", datamodule: "pl.LightningDataModule") -> float:
-    """The last validation relative L2; a non-finite one is an error, as a sweeper must not get it as a value."""
+    """The last validation rollout error (the mean relative L2 over channels and leads 1 to eval.val_rollout_steps);
+    a non-finite one is an error, as a sweeper must not get it as a value."""
     from runs.lightning_callbacks import NonFiniteLossError
 
-    if "val/rel_l2" not in trainer.callback_metrics:  # a requeued job whose training had ended: nothing ran
+    if VALIDATION_METRIC not in trainer.callback_metrics:  # a requeued job whose training had ended: nothing ran
         trainer.validate(model, datamodule=datamodule, verbose=False)
-    val_error = float(trainer.callback_metrics["val/rel_l2"])
+    val_error = float(trainer.callback_metrics[VALIDATION_METRIC])
     if not math.isfinite(val_error):
-        raise NonFiniteLossError(f"Training ended with a non-finite validation error: val/rel_l2={val_error}")
+        raise NonFiniteLossError(f"Training ended with a non-finite validation error: {VALIDATION_METRIC}={val_error}")
     return val_error
 
 

@@ -3,8 +3,8 @@ rerun costs.
 
 PdeDataset integrates one (input, target one hour later) pair per ``__getitem__`` from a fresh random state (mach 0.2,
 lmax = ceil(nlat / 3), float32). The like-for-like figure of ours generates the same pairs with the same solver steps
-(spinup_steps=0, train_steps=2); the default figure adds the spin-up hours our data sets use. The cached figure is
-what a second run spends on ``ensure_cached`` + ``ShallowWaterDataModule.setup`` for a preset-sized file.
+(spinup_steps=0, two states per trajectory); the default figure adds the spin-up hours our data sets use. The cached
+figure is what a second run spends on ``ensure_cached`` + ``ShallowWaterDataModule.setup`` for a preset-sized file.
 
     python benchmarks/data_generation.py [--resolutions 32x64 64x128] [--threads N] ...
 
@@ -51,9 +51,9 @@ def pde_dataset_rate(spec: DataSpec, samples: int) -> float:
 
 
 def our_rate(spec: DataSpec, samples: int) -> float:
-    """Samples of ``spec.train_steps`` states per second from our generator, solver set-up included."""
+    """Pairs of states (trajectories of two) per second from our generator, solver set-up included."""
     started = time.perf_counter()
-    generate_trajectories(spec, samples, spec.train_steps, seed=0)
+    generate_trajectories(spec, samples, 2, seed=0)
     return samples / (time.perf_counter() - started)
 
 
@@ -104,8 +104,8 @@ def main() -> None:
         "samples_per_s": {},
     }
     for resolution in args.resolutions:
-        pairs = preset_spec(resolution, spinup_steps=0, train_steps=2)
-        spun_up = preset_spec(resolution, train_steps=2)
+        pairs = preset_spec(resolution, spinup_steps=0)
+        spun_up = preset_spec(resolution)
         print(f"{resolution}: {pairs.solver_steps} solver steps per hour", file=sys.stderr)
         theirs = pde_dataset_rate(pairs, args.pde_samples)
         ours = our_rate(pairs, args.our_samples)

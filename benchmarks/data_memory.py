@@ -89,7 +89,7 @@ def main() -> None:
         "threads": args.threads,
         "num_val_examples": args.val_examples,
         "num_test_examples": args.test_examples,
-        "train_steps": base.train_steps,
+        "val_rollout_steps": base.val_rollout_steps,
         "rollout_steps": base.rollout_steps,
         "runs": [],
     }

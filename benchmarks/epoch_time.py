@@ -49,7 +49,7 @@ def main() -> None:
     results = {"machine": machine(), "examples": args.examples, "resolution": "32x64"}
     with tempfile.TemporaryDirectory() as data_root:
         for model in args.models:
-            overrides = [f"model={model}", f"data.num_examples={args.examples}", f"paths.data_root={data_root}"]
+            overrides = [f"model={model}", f"data.windows_per_epoch={args.examples}", f"paths.data_root={data_root}"]
             cfg = compose_config(overrides)
             datamodule = instantiate(cfg.data)
             datamodule.prepare_data()

@@ -34,8 +34,9 @@ BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048]
 
 
 def random_batches(cfg, batch_size: int, count: int, device: torch.device) -> DataLoader:
-    """``count`` batches of one random (batch, data.train_steps, channels, nlat, nlon) tensor, already on the device."""
-    shape = (batch_size, cfg.data.train_steps, cfg.model.channels, cfg.data.nlat, cfg.data.nlon)
+    """``count`` batches of one random (batch, data.window_states, channels, nlat, nlon) tensor, already on the
+    device."""
+    shape = (batch_size, cfg.data.window_states, cfg.model.channels, cfg.data.nlat, cfg.data.nlon)
     batch = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
     return DataLoader([batch] * count, batch_size=None)
 

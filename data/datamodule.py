@@ -25,18 +25,32 @@ STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)
 
 
 class EpochSampler(Sampler):
-    """This rank's indices, reshuffled per epoch from ``seed + epoch``.
+    """This rank's samples of an epoch, each a (trajectory, first state) pair, reshuffled per epoch from
+    ``seed + epoch``.
 
-    Seeding by epoch (rather than from the global RNG) makes the order of every
-    epoch reproducible, including after a resume. It goes inside a plain
-    ``BatchSampler``: Lightning calls ``set_epoch`` only on ``DataLoader.sampler``
-    and ``DataLoader.batch_sampler.sampler``, never on a custom batch sampler.
-    ``start`` skips the first indices of the next iteration only (set by `ResumableLoader`).
+    Sample i of epoch e is trajectory (e * size + i) % ``trajectories`` (each trajectory once when they are as many
+    as the samples; more samples than trajectories take each several times, fewer cycle through them over epochs),
+    starting at a state drawn uniformly from 0 to ``max_start`` by a generator seeded with (seed, e): a training
+    window. Seeding by epoch (rather than from the global RNG) makes every epoch's order and windows reproducible,
+    also after a resume and on every DDP rank. It goes inside a plain ``BatchSampler``: Lightning calls
+    ``set_epoch`` only on ``DataLoader.sampler`` and ``DataLoader.batch_sampler.sampler``, never on a custom batch
+    sampler. ``start`` skips the first samples of the next iteration only (set by `ResumableLoader`).
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        trajectories: int | None = None,
+        max_start: int = 0,
+    ) -> None:
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.rank, self.world_size = rank, world_size
+        self.trajectories = size if trajectories is None else trajectories
+        self.max_start = max_start
         self.epoch = 0
         self.start = 0
 
@@ -50,9 +64,18 @@ class EpochSampler(Sampler):
         per_rank = self.size // self.world_size
         return order[self.rank * per_rank : (self.rank + 1) * per_rank]
 
+    def samples(self) -> list[tuple[int, int]]:
+        """This rank's (trajectory, first state) pairs of the epoch, in order."""
+        indices = self._indices().numpy()
+        trajectories = (self.epoch * self.size + indices) % self.trajectories
+        if self.max_start == 0:
+            return [(int(trajectory), 0) for trajectory in trajectories]
+        starts = np.random.default_rng([self.seed, self.epoch]).integers(0, self.max_start + 1, self.size)
+        return list(zip(trajectories.tolist(), starts[indices].tolist(), strict=True))
+
     def __iter__(self):
         start, self.start = self.start, 0
-        return iter(self._indices()[start:].tolist())
+        return iter(self.samples()[start:])
 
     def __len__(self) -> int:
         """The whole epoch, also while ``start`` skips part of it: Lightning counts a resumed epoch's batches
@@ -95,40 +118,44 @@ class ResumableLoader(DataLoader):
 
 
 class InMemoryTrajectories(Dataset):
-    """Normalised trajectories held as one tensor; a batch is a single indexing operation."""
+    """Normalised trajectories held as one tensor; a batch of (trajectory, first state) samples of ``length``
+    states each (None: the whole trajectories) is a single indexing operation."""
 
-    def __init__(self, states: torch.Tensor) -> None:
+    def __init__(self, states: torch.Tensor, length: int | None = None) -> None:
         self.states = states  # (num, steps, 3, nlat, nlon)
+        self.length = states.shape[1] if length is None else length
 
     def __len__(self) -> int:
         return len(self.states)
 
-    def __getitems__(self, indices: list[int]) -> torch.Tensor:
-        return self.states[indices]
+    def __getitems__(self, samples: list[tuple[int, int]]) -> torch.Tensor:
+        trajectories, starts = torch.tensor(samples, device=self.states.device).T
+        hours = starts[:, None] + torch.arange(self.length, device=self.states.device)
+        return self.states[trajectories[:, None], hours]
 
 
 class HDF5Trajectories(Dataset):
-    """Trajectories read from the cache file on access, for splits too large for memory.
+    """Trajectories read from the cache file on access, for splits too large for memory: a (trajectory, first
+    state) sample reads its ``length`` states (None: the whole trajectory), one chunk per state.
 
     The file is opened lazily in each process, so DataLoader workers work.
     """
 
-    def __init__(self, path: str, split: str, mean: torch.Tensor, std: torch.Tensor) -> None:
+    def __init__(self, path: str, split: str, mean: torch.Tensor, std: torch.Tensor, length: int | None = None) -> None:
         self.path, self.split, self.mean, self.std = path, split, mean, std
         with h5py.File(path, "r") as file:
-            self.length = len(file[split])
+            self.num, steps = file[split].shape[:2]
+        self.length = steps if length is None else length
         self._file = None
 
     def __len__(self) -> int:
-        return self.length
+        return self.num
 
-    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+    def __getitems__(self, samples: list[tuple[int, int]]) -> torch.Tensor:
         if self._file is None:
             self._file = h5py.File(self.path, "r")
-        order = np.argsort(indices)
-        rows = np.empty_like(order)
-        rows[order] = np.arange(len(indices))
-        states = self._file[self.split][np.asarray(indices)[order]][rows]
+        data = self._file[self.split]
+        states = np.stack([data[trajectory, start : start + self.length] for trajectory, start in samples])
         return (torch.from_numpy(states) - self.mean) / self.std
 
 
@@ -139,8 +166,11 @@ def _batch_as_is(batch: torch.Tensor) -> torch.Tensor:
 class ShallowWaterDataModule(LightningDataModule):
     """Train/val/test trajectories of the shallow-water equations, normalised per channel.
 
-    A batch has shape (batch, steps, 3, nlat, nlon): ``train_steps`` states for
-    training and validation, ``rollout_steps + 1`` for test.
+    A batch has shape (batch, steps, 3, nlat, nlon). Training: ``windows_per_epoch`` windows of ``window_states``
+    consecutive states per epoch, from the ``num_examples`` training trajectories (``rollout_steps + 1`` states,
+    the hours a test rollout visits), each starting at a random state from 0 to ``max_window_start`` (None: the
+    last one a window fits in), redrawn every epoch (`EpochSampler`). Validation: whole trajectories of
+    ``val_rollout_steps + 1`` states; test: ``rollout_steps + 1``.
     """
 
     def __init__(
@@ -153,14 +183,17 @@ class ShallowWaterDataModule(LightningDataModule):
         amplitude: float,
         lmax: int,
         spinup_steps: int,
-        train_steps: int,
         rollout_steps: int,
+        val_rollout_steps: int,
         num_examples: int,
         num_val_examples: int,
         num_test_examples: int,
         seeds: dict,
         data_root: str,
         batch_size: int,
+        window_states: int = 2,
+        windows_per_epoch: int | None = None,
+        max_window_start: int | None = None,
         online: bool = False,
         in_memory_max_gb: float = 4.0,
         num_workers: int = 0,
@@ -176,8 +209,8 @@ class ShallowWaterDataModule(LightningDataModule):
             amplitude=amplitude,
             lmax=lmax,
             spinup_steps=spinup_steps,
-            train_steps=train_steps,
             rollout_steps=rollout_steps,
+            val_rollout_steps=val_rollout_steps,
             num_examples=num_examples,
             num_val_examples=num_val_examples,
             num_test_examples=num_test_examples,
@@ -185,6 +218,10 @@ class ShallowWaterDataModule(LightningDataModule):
         )
         self.data_root = data_root
         self.batch_size = batch_size
+        self.window_states = window_states
+        self.windows_per_epoch = num_examples if windows_per_epoch is None else windows_per_epoch
+        last_start = rollout_steps + 1 - window_states
+        self.max_window_start = last_start if max_window_start is None else max_window_start
         self.online = online
         self.in_memory_max_bytes = in_memory_max_gb * 2**30
         self.num_workers = num_workers
@@ -219,11 +256,12 @@ class ShallowWaterDataModule(LightningDataModule):
         self.baselines = read_baselines(self.path, self.spec)
         with h5py.File(self.path, "r") as file:
             for split in splits:
+                length = self.window_states if split == "train" else None
                 if file[split].size * 4 > self.in_memory_max_bytes:
-                    self.datasets[split] = HDF5Trajectories(self.path, split, self.mean, self.std)
+                    self.datasets[split] = HDF5Trajectories(self.path, split, self.mean, self.std, length)
                 else:
                     states = self.normalize_(torch.from_numpy(file[split][()]))
-                    self.datasets[split] = InMemoryTrajectories(states.to(self._batch_device()))
+                    self.datasets[split] = InMemoryTrajectories(states.to(self._batch_device()), length)
 
     def _batch_device(self) -> torch.device:
         """Where in-memory splits live: on the GPU the run trains on (no copy per batch), unless loader workers,
@@ -239,17 +277,20 @@ class ShallowWaterDataModule(LightningDataModule):
     def _online_train_set(self, epoch: int) -> Dataset:
         """Fresh training trajectories for ``epoch``, seeded by (train seed, epoch)."""
         seed = int(np.random.SeedSequence([self.spec.seeds["train"], epoch]).generate_state(1)[0])
-        states = generate_trajectories(
-            self.spec, self.spec.num_examples, self.spec.train_steps, seed, self.solver_device
-        )
-        return InMemoryTrajectories(self.normalize_(torch.from_numpy(states)).to(self._batch_device()))
+        _, steps, *_ = self.spec.split_shape("train")
+        states = generate_trajectories(self.spec, self.spec.num_examples, steps, seed, self.solver_device)
+        states = self.normalize_(torch.from_numpy(states)).to(self._batch_device())
+        return InMemoryTrajectories(states, self.window_states)
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> ResumableLoader:
+    def _loader(self, dataset: Dataset, training: bool) -> ResumableLoader:
+        """Training: this epoch's windows in a new order; otherwise every trajectory whole, in order."""
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        sampler = EpochSampler(len(dataset), shuffle, self.spec.seeds["train"], rank, world_size)
+        windows = {"trajectories": len(dataset), "max_start": self.max_window_start} if training else {}
+        size = self.windows_per_epoch if training else len(dataset)
+        sampler = EpochSampler(size, training, self.spec.seeds["train"], rank, world_size, **windows)
         return ResumableLoader(
             dataset,
-            batch_sampler=BatchSampler(sampler, self.batch_size, drop_last=shuffle),
+            batch_sampler=BatchSampler(sampler, self.batch_size, drop_last=training),
             collate_fn=_batch_as_is,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -276,7 +317,7 @@ class ShallowWaterDataModule(LightningDataModule):
 
     def _train_loader(self) -> ResumableLoader:
         if not self.online:
-            return self._loader(self.datasets["train"], shuffle=True)
+            return self._loader(self.datasets["train"], training=True)
         if self.trainer is not None and self.trainer.reload_dataloaders_every_n_epochs != 1:
             # Otherwise Lightning builds the training loader once per fit: every epoch would see epoch 0's data.
             raise ValueError(
@@ -284,10 +325,10 @@ class ShallowWaterDataModule(LightningDataModule):
                 "set trainer.reload_dataloaders_every_n_epochs=1."
             )
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        return self._loader(self._online_train_set(epoch), shuffle=True)
+        return self._loader(self._online_train_set(epoch), training=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["val"], shuffle=False)
+        return self._loader(self.datasets["val"], training=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["test"], shuffle=False)
+        return self._loader(self.datasets["test"], training=False)

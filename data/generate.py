@@ -2,7 +2,10 @@
 
 Each split is a set of trajectories of one-hour states, shape
 (num, steps, 3, nlat, nlon) in physical units (geopotential, vorticity,
-divergence). Every trajectory starts from torch-harmonics' random initial
+divergence): training and test trajectories cover the hours a test rollout
+visits (``rollout_steps + 1`` states), validation ones the validation rollout
+(``val_rollout_steps + 1``). Training samples are windows of the training
+trajectories (data/datamodule.py). Every trajectory starts from torch-harmonics' random initial
 condition and is integrated for ``spinup_steps`` hours before its first state is
 kept, because those initial conditions are far from balance: the geopotential's
 spread doubles in the first hour and settles after about three.
@@ -58,9 +61,9 @@ class DataSpec:
     amplitude: float  # scale of the initial anomaly: how nonlinear the dynamics are
     lmax: int  # spherical-harmonic degrees (and orders) the solver keeps: the data's band
     spinup_steps: int
-    train_steps: int  # states per training/validation sample
-    rollout_steps: int  # one-hour steps per test trajectory
-    num_examples: int
+    rollout_steps: int  # one-hour steps per training and test trajectory
+    val_rollout_steps: int  # one-hour steps per validation trajectory
+    num_examples: int  # training trajectories
     num_val_examples: int
     num_test_examples: int
     seeds: dict  # {"train": int, "val": int, "test": int}
@@ -73,7 +76,7 @@ class DataSpec:
 
     def split_shape(self, split: str) -> tuple:
         count = {"train": self.num_examples, "val": self.num_val_examples, "test": self.num_test_examples}[split]
-        steps = self.rollout_steps + 1 if split == "test" else self.train_steps
+        steps = self.val_rollout_steps + 1 if split == "val" else self.rollout_steps + 1
         return (count, steps, len(CHANNELS), self.nlat, self.nlon)
 
     def as_json(self) -> str:
@@ -189,7 +192,8 @@ def _write(spec: DataSpec, path: Path, device: str) -> None:
         file.attrs["device"] = device_name(resolve_device(device))
         for split in SPLITS:
             shape = spec.split_shape(split)
-            dataset = file.create_dataset(split, shape, np.float32, chunks=(1, *shape[1:]), fletcher32=True)
+            # One state per chunk: a training window (or a validation rollout) reads only the states it uses.
+            dataset = file.create_dataset(split, shape, np.float32, chunks=(1, 1, *shape[2:]), fletcher32=True)
             statistics = SplitStatistics()
             start = 0
             for states in trajectory_chunks(spec, shape[0], shape[1], spec.seeds[split], device):

@@ -5,6 +5,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
+from torch import nn
 from torchmetrics import MeanMetric
 
 from models import MODEL
@@ -45,7 +46,10 @@ class NeuralOperatorModule(LightningModule):
     rolls the model out over ``rollout_steps`` hours from the first state (one
     hour before epoch ``rollout_start_epoch``) and averages the area-weighted
     squared L2 error over those steps: training on its own rollouts keeps a
-    model stable over many steps.
+    model stable over many steps. Validation rolls it out over
+    ``val_rollout_steps`` hours, as the test does over ``test_rollout_steps``:
+    ``val/rollout_rel_l2`` is the mean relative L2 over those leads, the channels
+    and the validation trajectories; ``val/loss`` and ``val/rel_l2`` are one-step.
 
     ``net``, ``optimizer`` and ``scheduler`` are plain ``_target_`` dicts (see
     `models.instantiate`; the optimizer and scheduler with ``_partial_: true``),
@@ -68,6 +72,7 @@ class NeuralOperatorModule(LightningModule):
         rollout_steps: int = 1,
         rollout_start_epoch: int = 0,
         test_rollout_steps: int = 20,
+        val_rollout_steps: int = 1,
         example_leads: Sequence[int] = (1, 5, 10, 20),
     ) -> None:
         super().__init__()
@@ -82,12 +87,19 @@ class NeuralOperatorModule(LightningModule):
         self.rollout_steps = rollout_steps
         self.rollout_start_epoch = rollout_start_epoch
         self.test_rollout_steps = test_rollout_steps
+        self.val_rollout_steps = val_rollout_steps
         self.example_leads = list(example_leads)
         self.test_results: dict = {}
         # The epoch's mean training loss, over all ranks. Its sums are in the state dict: a run resumed within an
         # epoch logs the same mean as one left alone (Lightning does not checkpoint its own running means).
         self.epoch_loss = MeanMetric()
         self.epoch_loss.persistent(True)
+        # The validation rollout's means over trajectories, exact over DDP ranks (their sums and counts are synced):
+        # the whole rollout's, persistence's, and the model's at each map lead the rollout reaches.
+        self.val_leads = [lead for lead in example_leads if lead <= val_rollout_steps]
+        rollout_means = ["rollout_rel_l2", "rollout_rel_l2_persistence"]
+        rollout_means += [f"rollout_rel_l2/{lead}h" for lead in self.val_leads]
+        self.val_rollout = nn.ModuleDict({name: MeanMetric() for name in rollout_means})
         self.register_buffer("weights", area_weights(nlat, nlon, grid), persistent=False)
         # Normalisation of the data the model was trained on, kept in the checkpoint.
         self.register_buffer("mean", torch.zeros(len(channels), 1, 1))
@@ -122,9 +134,12 @@ class NeuralOperatorModule(LightningModule):
         return loss
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        # Epoch-level values, averaged over every rank of a multi-process run (synced once, at the epoch's end).
-        state, target = batch[:, 0], batch[:, 1]
-        prediction = self(state)
+        batch = batch[:, : self.val_rollout_steps + 1]
+        state, targets = batch[:, 0], batch[:, 1:]
+        predictions = self.rollout(state, targets.shape[1])
+        self._log_rollout_errors(state, predictions, targets)
+        # One-step values at epoch level, averaged over every rank of a multi-process run (synced at the epoch's end).
+        prediction, target = predictions[:, 0], targets[:, 0]
         size = len(batch)
         self.log(
             "val/loss",
@@ -140,6 +155,17 @@ class NeuralOperatorModule(LightningModule):
             self.log(f"val/rel_l2_persistence/{channel}", persistence_error[index], batch_size=size, sync_dist=True)
         self.log("val/rel_l2", model_error.mean(), prog_bar=True, batch_size=size, sync_dist=True)
         self.log("val/rel_l2_persistence", persistence_error.mean(), batch_size=size, sync_dist=True)
+
+    def _log_rollout_errors(self, state: torch.Tensor, predictions: torch.Tensor, targets: torch.Tensor) -> None:
+        """Each validation trajectory's relative L2, mean over channels, into the epoch's rollout means."""
+        errors = relative_l2(predictions, targets, self.weights).mean(dim=-1)  # (batch, leads)
+        persistence = relative_l2(state[:, None], targets, self.weights).mean(dim=(1, 2))
+        per_trajectory = {"rollout_rel_l2": errors.mean(dim=1), "rollout_rel_l2_persistence": persistence}
+        per_trajectory.update({f"rollout_rel_l2/{lead}h": errors[:, lead - 1] for lead in self.val_leads})
+        for name, values in per_trajectory.items():
+            mean = self.val_rollout[name]
+            mean.update(values)
+            self.log(f"val/{name}", mean, prog_bar=name == "rollout_rel_l2", on_step=False, on_epoch=True)
 
     def on_test_epoch_start(self) -> None:
         # The data module's baselines (one-hour steppers on normalised states); without a data module, none. Held in

@@ -34,6 +34,7 @@ def untrained_module(cfg: DictConfig) -> NeuralOperatorModule:
         rollout_steps=cfg.training.rollout_steps,
         rollout_start_epoch=cfg.training.rollout_start_epoch,
         test_rollout_steps=cfg.eval.rollout_steps,
+        val_rollout_steps=cfg.eval.val_rollout_steps,
         example_leads=list(cfg.eval.map_leads),
     )
     if cfg.training.compile:

@@ -115,10 +115,11 @@ class RNGState(Callback):
 class EpochLog(Callback):
     """One line per epoch through Python logging (Hydra writes it to train.log), from rank 0 only:
 
-    ``epoch 3/10: train loss 0.0123, val rel L2 0.0456 (persistence 0.987), 12.3 s, 0:01:26 left``
+    ``epoch 3/10: train loss 0.0123, val rollout rel L2 0.0456 (persistence 0.987), 12.3 s, 0:01:26 left``
 
-    The validation error is the model's one-step relative L2 against persistence's (the same samples): a model
-    above persistence has learnt nothing useful yet. The time left is the mean epoch time of this process's epochs
+    The validation error is the model's relative L2 over the validation rollout (mean over its leads and the
+    channels; what picks the best checkpoint) against persistence's on the same trajectories: a model above
+    persistence has learnt nothing useful yet. The time left is the mean epoch time of this process's epochs
     times the epochs still to run (a resumed run counts only the epochs it trained itself).
     """
 
@@ -149,7 +150,8 @@ def epoch_line(trainer: Trainer, epoch_times: list[float], validated: bool) -> s
     parts = [f"epoch {epoch}/{max_epochs or '?'}: train loss {_value(metrics, 'train/loss_epoch')}"]
     if validated:
         parts.append(
-            f"val rel L2 {_value(metrics, 'val/rel_l2')} (persistence {_value(metrics, 'val/rel_l2_persistence')})"
+            f"val rollout rel L2 {_value(metrics, 'val/rollout_rel_l2')} "
+            f"(persistence {_value(metrics, 'val/rollout_rel_l2_persistence')})"
         )
     else:
         parts.append("no validation this epoch")

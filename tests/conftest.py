@@ -19,10 +19,12 @@ CONFIG_DIR = str(REPO / "config")
 # Small enough that a run takes seconds on two cores, large enough to exercise every path.
 TINY_DATA = [
     "data.num_examples=8",
+    "data.windows_per_epoch=8",
     "data.num_val_examples=4",
     "data.num_test_examples=2",
     "data.spinup_steps=1",
     "eval.rollout_steps=3",
+    "eval.val_rollout_steps=2",
 ]
 TINY = [
     *TINY_DATA,

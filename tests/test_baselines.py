@@ -125,7 +125,7 @@ def test_a_file_without_a_registered_baseline_says_which(tmp_path):
 
 
 def test_data_module_serves_the_baselines_of_its_cache_file(tmp_path):
-    spec = tiny_spec(num_examples=64)  # a pair per trajectory: more pairs than the 34 unknowns of each order's fit
+    spec = tiny_spec(num_examples=64)  # three pairs per trajectory: more than the 34 unknowns of each order's fit
     path = ensure_cached(spec, tmp_path)
     module = datamodule(spec, tmp_path)
     module.setup("test")
@@ -169,9 +169,10 @@ def test_linear_emulator_on_torch_harmonics_amplitude(linear_errors_at_amplitude
 
 @pytest.fixture(scope="module")
 def linear_errors_at_amplitude_one(tmp_path_factory) -> np.ndarray:
-    """The default preset at data.amplitude=1, with fewer training trajectories (the fit needs far fewer)."""
+    """The default preset at data.amplitude=1, with fewer training trajectories (the fit needs far fewer: 64 of
+    20 pairs each)."""
     spec = dataclasses.replace(
-        preset_spec("32x64"), amplitude=1.0, num_examples=256, num_val_examples=4, num_test_examples=32
+        preset_spec("32x64"), amplitude=1.0, num_examples=64, num_val_examples=4, num_test_examples=32
     )
     with h5py.File(ensure_cached(spec, tmp_path_factory.mktemp("amplitude1"))) as file:
         return np.asarray(file.attrs["linear_emulator_rel_l2"]).mean(axis=1)

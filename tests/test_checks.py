@@ -162,8 +162,9 @@ def test_eval_rollout_within_the_data_rollout(tmp_path):
 
 
 def test_no_full_training_batch(tmp_path):
-    with pytest.raises(ConfigError, match=r"data.num_examples=8 is less than one batch \(batch_size=16"):
-        check(["data.num_examples=8"], tmp_path)
+    check(["data.num_examples=8"], tmp_path)  # eight trajectories give the epoch's 1024 windows
+    with pytest.raises(ConfigError, match=r"data.windows_per_epoch=8 is less than one batch \(batch_size=16"):
+        check(["data.windows_per_epoch=8"], tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -255,10 +256,32 @@ def test_unwritable(tmp_path, read_only_dir):
     assert not (tmp_path / "new").exists()
 
 
-def test_training_rollout_needs_long_enough_samples(tmp_path):
-    with pytest.raises(ConfigError, match=r"training.rollout_steps=2 must be .* data.train_steps - 1 = 1"):
-        check(["training.rollout_steps=2", "data.train_steps=2"], tmp_path)
-    check(["training.rollout_steps=2", "data.train_steps=3"], tmp_path)
+def test_training_rollout_needs_long_enough_windows(tmp_path):
+    with pytest.raises(ConfigError, match=r"training.rollout_steps=2 must be .* data.window_states - 1 = 1"):
+        check(["training.rollout_steps=2", "data.window_states=2"], tmp_path)
+    check(["training.rollout_steps=2", "data.window_states=3"], tmp_path)
+
+
+def test_training_windows_must_fit_in_the_training_trajectories(tmp_path):
+    check(["training.rollout_steps=20", "eval.rollout_steps=20"], tmp_path)  # one window: the whole trajectory
+    with pytest.raises(
+        ConfigError, match=r"data.window_states=22 states .* lower training.rollout_steps to at most 20"
+    ):
+        check(["training.rollout_steps=21", "eval.rollout_steps=20"], tmp_path)
+    check(["data.max_window_start=18"], tmp_path)  # 21 states, windows of 3
+    with pytest.raises(ConfigError, match=r"data.max_window_start=19: .* pass data.max_window_start=<0 to 18>"):
+        check(["data.max_window_start=19"], tmp_path)
+    with pytest.raises(ConfigError, match=r"data.max_window_start=-1 must be an integer >= 0"):
+        check(["data.max_window_start=-1"], tmp_path)
+
+
+def test_validation_rollout_within_the_validation_trajectories(tmp_path):
+    check(["eval.val_rollout_steps=24"], tmp_path)  # the validation trajectories follow it
+    message = r"eval.val_rollout_steps=12 must be an integer from 1 to data.val_rollout_steps=10"
+    with pytest.raises(ConfigError, match=message):
+        check(["eval.val_rollout_steps=12", "data.val_rollout_steps=10"], tmp_path)
+    with pytest.raises(ConfigError, match=r"eval.val_rollout_steps=0 must be an integer from 1"):
+        check(["eval.val_rollout_steps=0"], tmp_path)
 
 
 def test_every_device_needs_validation_and_test_examples(tmp_path):

@@ -22,7 +22,7 @@ from lightning.pytorch import LightningModule, Trainer
 from torch_harmonics.examples import ShallowWaterSolver
 
 from data import generate
-from data.datamodule import HDF5Trajectories, InMemoryTrajectories, ShallowWaterDataModule
+from data.datamodule import EpochSampler, HDF5Trajectories, InMemoryTrajectories, ShallowWaterDataModule
 from data.generate import (
     SPLITS,
     DataSpec,
@@ -61,8 +61,8 @@ def tiny_spec(**changes) -> DataSpec:
         "amplitude": 10.0,
         "lmax": 11,
         "spinup_steps": 1,
-        "train_steps": 2,
         "rollout_steps": 3,
+        "val_rollout_steps": 2,
         "num_examples": 8,
         "num_val_examples": 4,
         "num_test_examples": 2,
@@ -212,7 +212,8 @@ def test_statistics_are_merged_over_chunks_as_the_split_streams_to_the_file(tmp_
     """Chunks of three trajectories (3, 3, 2): the statistics accumulated as they go are the whole split's."""
     spec = tiny_spec()
     monkeypatch.setattr(generate, "CHUNK_POINTS", 3 * spec.nlat * spec.nlon)
-    chunks = list(generate.trajectory_chunks(spec, spec.num_examples, spec.train_steps, spec.seeds["train"]))
+    _, steps, *_ = spec.split_shape("train")
+    chunks = list(generate.trajectory_chunks(spec, spec.num_examples, steps, spec.seeds["train"]))
     assert [len(chunk) for chunk in chunks] == [3, 3, 2]
     with h5py.File(ensure_cached(spec, tmp_path)) as file:
         train = file["train"][()].astype(np.float64)
@@ -320,7 +321,7 @@ def test_crash_while_writing_leaves_no_cache_file(tmp_path, monkeypatch):
 
     def crash_halfway(spec: DataSpec, path: Path, device: str) -> None:
         with h5py.File(path, "w") as file:
-            file.create_dataset("train", data=generate_trajectories(spec, 2, spec.train_steps, 0))
+            file.create_dataset("train", data=generate_trajectories(spec, 2, 2, 0))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(generate, "_write", crash_halfway)
@@ -430,8 +431,9 @@ def test_two_processes_asking_at_once_generate_once(tmp_path):
 def test_trajectories_have_the_configured_lengths(cached):
     spec, path = cached
     with h5py.File(path) as file:
-        assert file["train"].shape == (8, spec.train_steps, 3, 32, 64)
-        assert file["val"].shape == (4, spec.train_steps, 3, 32, 64)
+        # training and test trajectories cover the hours a test rollout visits; validation ones its own rollout
+        assert file["train"].shape == (8, spec.rollout_steps + 1, 3, 32, 64)
+        assert file["val"].shape == (4, spec.val_rollout_steps + 1, 3, 32, 64)
         assert file["test"].shape == (2, spec.rollout_steps + 1, 3, 32, 64)
 
 
@@ -452,16 +454,17 @@ def test_consecutive_states_are_one_hour_apart():
 
 def test_lazy_split_gives_the_same_batches_as_an_in_memory_one(cached):
     spec, path = cached
+    windows = {"window_states": 3, "windows_per_epoch": 12}
     modules = {
-        "memory": datamodule(spec, path.parent),
-        "lazy": datamodule(spec, path.parent, in_memory_max_gb=0),
-        "workers": datamodule(spec, path.parent, in_memory_max_gb=0, num_workers=2),
+        "memory": datamodule(spec, path.parent, **windows),
+        "lazy": datamodule(spec, path.parent, in_memory_max_gb=0, **windows),
+        "workers": datamodule(spec, path.parent, in_memory_max_gb=0, num_workers=2, **windows),
     }
     for module in modules.values():
         module.setup()
     assert isinstance(modules["memory"].datasets["val"], InMemoryTrajectories)
     assert isinstance(modules["lazy"].datasets["val"], HDF5Trajectories)
-    shapes = {"train": (4, 2, 3, 32, 64), "val": (4, 2, 3, 32, 64), "test": (2, 4, 3, 32, 64)}
+    shapes = {"train": (4, 3, 3, 32, 64), "val": (4, 3, 3, 32, 64), "test": (2, 4, 3, 32, 64)}
     for split, shape in shapes.items():
         batches = {name: list(getattr(module, f"{split}_dataloader")()) for name, module in modules.items()}
         assert all(isinstance(batch, torch.Tensor) and batch.shape == shape for batch in batches["memory"])
@@ -506,21 +509,60 @@ def fit_two_epochs(module: ShallowWaterDataModule, root: Path, reload: int) -> d
 
 def test_training_order_is_reshuffled_every_epoch(cached, tmp_path):
     spec, path = cached
-    seen = fit_two_epochs(datamodule(spec, path.parent), tmp_path, reload=0)
+    seen = fit_two_epochs(datamodule(spec, path.parent, max_window_start=0), tmp_path, reload=0)
     assert sorted(seen[0]) == sorted(seen[1]) and len(seen[0]) == spec.num_examples
     assert seen[0] != seen[1]
 
 
+def test_windows_cover_every_start_over_epochs_reproducibly():
+    """Each sample of an epoch starts at a state drawn from (seed, epoch): over epochs every start and every
+    trajectory is used, an epoch's windows are the same whenever they are drawn, and DDP ranks share them out."""
+
+    def windows(epoch: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> list[tuple[int, int]]:
+        sampler = EpochSampler(64, True, seed, rank, world_size, trajectories=8, max_start=18)
+        sampler.set_epoch(epoch)
+        return sampler.samples()
+
+    epochs = [windows(epoch) for epoch in range(3)]
+    assert {start for samples in epochs for _, start in samples} == set(range(19))
+    assert all(sorted(trajectory for trajectory, _ in samples) == sorted(list(range(8)) * 8) for samples in epochs)
+    assert windows(1) == epochs[1]
+    assert epochs[0] != epochs[1] and windows(1, seed=5) != epochs[1]
+    assert sorted(windows(1, rank=0, world_size=2) + windows(1, rank=1, world_size=2)) == sorted(epochs[1])
+    # fewer windows than trajectories: the epochs take turns through all of them
+    sampler = EpochSampler(4, True, trajectories=8)
+    turns = set()
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        turns |= {trajectory for trajectory, _ in sampler.samples()}
+    assert turns == set(range(8))
+
+
+@pytest.mark.parametrize("in_memory_max_gb", [4, 0])
+def test_training_windows_are_consecutive_states_of_the_training_trajectories(cached, in_memory_max_gb):
+    spec, path = cached
+    module = datamodule(spec, path.parent, window_states=2, windows_per_epoch=16, in_memory_max_gb=in_memory_max_gb)
+    module.setup("fit")
+    loader = module.train_dataloader()
+    loader.batch_sampler.sampler.set_epoch(3)
+    samples = loader.batch_sampler.sampler.samples()
+    assert {start for _, start in samples} == {0, 1, 2}  # 4 states per trajectory, windows of 2
+    with h5py.File(path) as file:
+        trajectories = module.normalize_(torch.from_numpy(file["train"][()]))
+    expected = torch.stack([trajectories[trajectory, start : start + 2] for trajectory, start in samples])
+    torch.testing.assert_close(torch.cat(list(loader)), expected, rtol=0, atol=0)
+
+
 def test_online_mode_draws_new_training_samples_every_epoch(cached, tmp_path):
     spec, path = cached
-    module = datamodule(spec, path.parent, online=True)
+    module = datamodule(spec, path.parent, online=True, max_window_start=0)
     seen = fit_two_epochs(module, tmp_path, reload=1)
     assert not set(seen[0]) & set(seen[1])
     for epoch in (0, 1):
-        again = module._online_train_set(epoch).states
+        again = module._online_train_set(epoch).states[:, : module.window_states]
         assert sorted(seen[epoch]) == sorted(sample.numpy().tobytes() for sample in again)
     with h5py.File(path) as file:
-        cached_train = module.normalize_(torch.from_numpy(file["train"][()]))
+        cached_train = module.normalize_(torch.from_numpy(file["train"][:, : module.window_states]))
     assert not set(seen[0]) & {sample.numpy().tobytes() for sample in cached_train}
 
 

@@ -15,7 +15,8 @@ from tests.conftest import fit_tiny_module
 
 CONV = {"_target_": "torch.nn.Conv2d", "in_channels": 4, "out_channels": 3, "kernel_size": 1}
 LINE = re.compile(
-    r"epoch (\d+)/2: train loss (\S+), val rel L2 (\S+) \(persistence (\S+)\), (\d+\.\d) s, (\d+:\d\d:\d\d) left"
+    r"epoch (\d+)/2: train loss (\S+), val rollout rel L2 (\S+) \(persistence (\S+)\), (\d+\.\d) s, "
+    r"(\d+:\d\d:\d\d) left"
 )
 
 
@@ -68,7 +69,7 @@ def test_one_line_per_epoch_with_losses_time_and_time_left(fitted):
     matches = [LINE.fullmatch(line) for line in lines]
     assert len(lines) == 2 and all(matches), lines
     assert [int(match[1]) for match in matches] == [1, 2]
-    for column, group in (("train/loss_epoch", 2), ("val/rel_l2", 3), ("val/rel_l2_persistence", 4)):
+    for column, group in (("train/loss_epoch", 2), ("val/rollout_rel_l2", 3), ("val/rollout_rel_l2_persistence", 4)):
         logged = epoch_values(rows, column)
         assert [float(match[group]) for match in matches] == pytest.approx(logged, rel=1e-3), column
     assert float(matches[0][4]) == pytest.approx(math.sqrt(2), rel=0.1), "independent random states: about sqrt 2"

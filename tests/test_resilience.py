@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler
 
-from data.datamodule import EpochSampler, ResumableLoader
+from data.datamodule import EpochSampler, InMemoryTrajectories, ResumableLoader
 from runs.checks import ConfigError, check_config
 from runs.lightning_callbacks import RNGState
 from runs.resume import quote_folder_arguments
@@ -166,9 +166,13 @@ def test_run_folders_pass_as_resume_and_init_from_values_unquoted(key):
 
 
 def test_a_resumed_loader_goes_on_at_the_next_unseen_batch():
+    """The resumed epoch goes on with the windows (trajectory and start) the uninterrupted one would have seen."""
+    trajectories = InMemoryTrajectories(torch.arange(24).reshape(4, 6), length=3)  # 4 trajectories of 6 "states"
+
     def loader() -> ResumableLoader:
-        sampler = EpochSampler(12, shuffle=True, seed=3)
-        return ResumableLoader(range(12), batch_sampler=BatchSampler(sampler, 2, drop_last=True))
+        sampler = EpochSampler(12, shuffle=True, seed=3, trajectories=4, max_start=3)
+        batches = BatchSampler(sampler, 2, drop_last=True)
+        return ResumableLoader(trajectories, batch_sampler=batches, collate_fn=lambda batch: batch)
 
     whole = loader()
     whole.batch_sampler.sampler.set_epoch(4)

@@ -118,7 +118,7 @@ def test_an_optuna_search_reports_its_best_trial_and_records_a_diverging_one_as_
     assert "training.lr=0.001" in yaml.safe_load((completed[0] / ".hydra" / "overrides.yaml").read_text())
     assert "hparams_search" not in completed[0].name, "the search is the sweep's, not part of each job's name"
     with (completed[0] / "metrics.csv").open(newline="") as file:
-        val_errors = [float(row["val/rel_l2"]) for row in csv.DictReader(file) if row["val/rel_l2"]]
+        val_errors = [float(row["val/rollout_rel_l2"]) for row in csv.DictReader(file) if row["val/rollout_rel_l2"]]
     assert results["best_value"] == pytest.approx(val_errors[-1]), "the search minimises what train.py returns"
     assert "Failed experiment: Training stopped: non-finite loss" in result.stdout
     assert "1 of 2 trials failed" in result.stdout

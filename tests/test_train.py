@@ -1,5 +1,6 @@
 """Every model on every resolution, and what a run leaves behind."""
 
+import csv
 import itertools
 
 import pytest
@@ -17,7 +18,12 @@ DATA = ["32x64", "64x128", "128x256", "256x512"]
 @pytest.mark.parametrize(("model", "data"), list(itertools.product(MODELS, DATA)))
 def test_every_model_trains_on_every_resolution(model, data, data_root, tmp_path):
     # Fewest solver hours: generating even tiny data is the cost at 256x512.
-    smallest_data = ["data.spinup_steps=0", "data.rollout_steps=1", "data.train_steps=2", "training.rollout_steps=1"]
+    smallest_data = [
+        "data.spinup_steps=0",
+        "eval.rollout_steps=1",
+        "eval.val_rollout_steps=1",
+        "training.rollout_steps=1",
+    ]
     overrides = [*TINY, *smallest_data, f"model={model}", f"data={data}", f"paths.data_root={data_root}", "debug=True"]
     cfg = compose_config(overrides, output_dir=tmp_path)
     val_error = train(cfg)
@@ -51,3 +57,23 @@ def test_checkpoint_reloads_with_weights_only(data_root, tmp_path):
     for name, value in checkpoint["state_dict"].items():
         assert torch.equal(model.state_dict()[name], value), name
     assert model.std.ne(1).all(), "the data's normalisation travels with the checkpoint"
+
+
+def test_the_validation_rollout_error_picks_the_checkpoint_and_is_returned(data_root, tmp_path):
+    """val/rollout_rel_l2 is in metrics.csv at every epoch, the best checkpoint is the epoch where it is lowest, and
+    train() returns its last value (what sweepers minimise)."""
+    overrides = [*TINY, "training.max_epochs=3", "logger=csv", f"paths.data_root={data_root}"]
+    val_error = train(compose_config(overrides, output_dir=tmp_path))
+    with (tmp_path / "metrics.csv").open(newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row.get("val/rollout_rel_l2")]
+    errors = [float(row["val/rollout_rel_l2"]) for row in rows]
+    assert len(errors) == 3 and all(row["val/rollout_rel_l2_persistence"] for row in rows)
+    assert [row["val/rollout_rel_l2/1h"] != "" for row in rows] == [True] * 3  # the map leads within 2 h
+    assert val_error == pytest.approx(errors[-1], rel=1e-6)
+    (best,) = (tmp_path / "ckpt").glob("best-*.ckpt")
+    state = next(
+        value for key, value in torch.load(best, weights_only=False)["callbacks"].items() if "ModelCheckpoint" in key
+    )
+    assert state["monitor"] == "val/rollout_rel_l2"
+    assert float(state["best_model_score"]) == pytest.approx(min(errors), rel=1e-6)
+    assert f"epoch{errors.index(min(errors)):03d}" in best.name

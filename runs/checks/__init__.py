@@ -1,7 +1,8 @@
 """Checks of a composed config that stop bad input before any folder, file, data or W&B run exists.
 
 `check_config` reads only the keys each check needs, so that one problem does not hide the others. Each module
-here holds one kind of check: values (types, ranges, choices), batches, devices, model, folders, resume; the check of
+here holds one kind of check: values (types, ranges, choices), windows (training windows and validation
+rollouts against the trajectories), batches, devices, model, folders, resume; the check of
 `init_from=` lives with the loading it checks, in runs/init_from.py.
 """
 
@@ -16,6 +17,7 @@ from runs.checks.folders import check_folders
 from runs.checks.model import check_model
 from runs.checks.resume import check_resume
 from runs.checks.values import check_choices, check_sizes, check_switches, missing_keys
+from runs.checks.windows import check_windows
 from runs.init_from import check_init_from
 
 
@@ -25,6 +27,7 @@ class ConfigError(ValueError):
 
 CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (
     check_sizes,
+    check_windows,
     check_switches,
     check_choices,
     check_batches,

@@ -11,7 +11,7 @@ from runs.checks.values import is_int
 
 def check_batches(cfg: DictConfig) -> Iterator[str]:
     """The accumulation resolver's batch split, and at least one full training batch per epoch."""
-    batch_size, examples = OmegaConf.select(cfg, "batch_size"), OmegaConf.select(cfg, "data.num_examples")
+    batch_size, examples = OmegaConf.select(cfg, "batch_size"), OmegaConf.select(cfg, "data.windows_per_epoch")
     effective = OmegaConf.select(cfg, "training.effective_batch_size")
     if not all(is_int(value) and value > 0 for value in (batch_size, examples, effective or 1)):
         return  # reported by check_sizes
@@ -23,9 +23,9 @@ def check_batches(cfg: DictConfig) -> Iterator[str]:
     per_step = batch_size * processes
     if examples < per_step:
         yield (
-            f"data.num_examples={examples} is less than one batch (batch_size={batch_size} on each of "
+            f"data.windows_per_epoch={examples} is less than one batch (batch_size={batch_size} on each of "
             f"{processes} device(s)), so no training step would run: "
-            "raise data.num_examples or lower batch_size"
+            "raise data.windows_per_epoch or lower batch_size"
         )
     if processes > 1:  # each process of a multi-device run validates and tests its own share of the examples
         for key in ("data.num_val_examples", "data.num_test_examples"):

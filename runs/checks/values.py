@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from omegaconf import DictConfig, OmegaConf
 
 # Smallest allowed value of each integer key; OPTIONAL ones may also be null.
-OPTIONAL = ("training.effective_batch_size",)
+OPTIONAL = ("training.effective_batch_size", "data.max_window_start")
 INTEGER_MINIMUMS = {
     "batch_size": 1,
     "training.effective_batch_size": 1,
@@ -15,9 +15,12 @@ INTEGER_MINIMUMS = {
     "data.nlon": 1,
     "data.solver_steps": 1,
     "data.spinup_steps": 0,
-    "data.train_steps": 2,  # one input and one target
     "data.rollout_steps": 1,
+    "data.val_rollout_steps": 1,
+    "data.window_states": 2,  # one input and one target
+    "data.max_window_start": 0,
     "data.num_examples": 1,
+    "data.windows_per_epoch": 1,
     "data.num_val_examples": 1,
     "data.num_test_examples": 1,
     "data.num_workers": 0,
@@ -70,15 +73,6 @@ def check_sizes(cfg: DictConfig) -> Iterator[str]:
         yield (
             f"eval.rollout_steps={rollout!r} must be an integer from 1 to data.rollout_steps={data_rollout}: "
             "lower eval.rollout_steps or raise data.rollout_steps"
-        )
-    train_rollout, train_steps = (
-        OmegaConf.select(cfg, "training.rollout_steps"),
-        OmegaConf.select(cfg, "data.train_steps"),
-    )
-    if is_int(train_steps) and not (is_int(train_rollout) and 1 <= train_rollout < train_steps):
-        yield (
-            f"training.rollout_steps={train_rollout!r} must be an integer from 1 to data.train_steps - 1 = "
-            f"{train_steps - 1}: lower training.rollout_steps or set data.train_steps={train_rollout}+1"
         )
 
 
