@@ -40,7 +40,7 @@ def test_overrides_set_keys_and_replace_groups(finished_run):
         finished_run, ["batch_size=2", "data=64x128", "trainer.devices=2", "+trainer.fast_dev_run=1"]
     )
     assert (cfg.batch_size, cfg.data.batch_size, cfg.trainer.devices) == (2, 2, 2)
-    assert (cfg.data.nlat, cfg.data.nlon, cfg.data.num_examples) == (64, 128, 1024), "the preset as config/ has it"
+    assert (cfg.data.nlat, cfg.data.nlon, cfg.data.num_examples) == (64, 128, 256), "the preset as config/ has it"
     saved = evaluation_config(finished_run, [])
     assert OmegaConf.to_container(cfg.model) == OmegaConf.to_container(saved.model), "the saved config's nodes stay"
     assert cfg.output_dir == str(finished_run)
