@@ -12,7 +12,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from models import NeuralOperatorModule
 from runs.build import build_module
-from runs.folder import LAST_CHECKPOINT, METRICS_CSV
+from runs.folder import LAST_CHECKPOINT, METRICS_CSV, METRICS_FILE, PLOTS_DIR
 from tests.conftest import REPO, TINY, compose_config
 from train import train
 
@@ -42,7 +42,8 @@ def test_every_model_steps_at_every_resolution(model, data):
 def trained_run(data_root, tmp_path_factory):
     """A run of a few epochs on the tiny data, with its CSV log and checkpoints."""
     run_dir = tmp_path_factory.mktemp("trained")
-    overrides = [*TINY, f"training.max_epochs={EPOCHS}", "logger=csv", f"paths.data_root={data_root}"]
+    overrides = [*TINY, f"training.max_epochs={EPOCHS}", "logger=csv", "trainer.log_every_n_steps=1"]
+    overrides.append(f"paths.data_root={data_root}")
     cfg = compose_config(overrides, output_dir=run_dir)
     val_error = train(cfg)
     return cfg, run_dir, val_error
@@ -62,6 +63,13 @@ def test_training_loss_falls(trained_run):
     assert train_loss[-1] < 0.95 * train_loss[0], train_loss
     assert val_loss[-1] < val_loss[0], val_loss
     assert math.isclose(val_error, logged(run_dir, "val/rel_l2")[-1], rel_tol=1e-6), "train() returns the last one"
+
+
+def test_a_run_without_wandb_logs_the_learning_rate_and_reports(trained_run):
+    _, run_dir, _ = trained_run
+    assert not (run_dir / "wandb").exists()
+    assert logged(run_dir, "lr-Adam"), "LearningRateMonitor is on by default"
+    assert (run_dir / METRICS_FILE).is_file() and (run_dir / PLOTS_DIR / "maps.png").is_file()
 
 
 def validation_loss(checkpoint, cfg) -> float:
