@@ -152,7 +152,7 @@ def test_a_resume_runs_in_the_run_folder_and_keeps_its_hydra_files(tmp_path, mon
 
 
 def test_run_folders_pass_as_resume_values_unquoted():
-    folder = "outputs/2026-01-01/2026-01-01_10-00-00_fno32x64_model.net.n_modes=8,8"
+    folder = "outputs/2026-01-01/2026-01-01_10-00-00_fno32x64_model.modes=8,8"
     assert quote_resume_argument(["train.py", f"resume={folder}", "training.max_epochs=3"]) == [
         "train.py",
         f"resume='{folder}'",
