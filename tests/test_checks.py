@@ -50,11 +50,13 @@ def test_missing_value(tmp_path):
     assert "data.nlat is missing (???): give it a value, e.g. data.nlat=<value>" in message
 
 
-@pytest.mark.parametrize("override", ["batch_size=0", "data.num_examples=0", "training.max_epochs=-1", "training.lr=0"])
-def test_sizes_must_be_positive(tmp_path, override):
-    message = fails_before_any_work(tmp_path, [override])
-    key = override.split("=")[0]
-    assert f"{override} must be" in message and f"pass {key}=" in message
+def test_sizes_must_be_positive(tmp_path):
+    """One command with four bad sizes: each is reported, none hides another."""
+    overrides = ["batch_size=0", "data.num_examples=0", "training.max_epochs=-1", "training.lr=0"]
+    message = fails_before_any_work(tmp_path, overrides)
+    for override in overrides:
+        key = override.split("=")[0]
+        assert f"{override} must be" in message and f"pass {key}=" in message
 
 
 def test_batch_size_that_does_not_divide_the_effective_batch(tmp_path):

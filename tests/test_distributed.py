@@ -164,13 +164,13 @@ def test_several_devices_train_with_the_run_folder_ddp():
 
 def test_other_ranks_run_this_job_in_its_folder(tmp_path):
     """Whatever launched rank 0 (-m, submitit), the other ranks run train.py with the job's overrides only."""
-    folder = tmp_path / "2026-01-01_10-00-00_multirun" / "1_sfno32x64_model.net.n_modes=8,8_it's"
-    compose_config(["training.lr=0.002", "model.net.n_modes=[8,8]"], output_dir=folder)
+    folder = tmp_path / "2026-01-01_10-00-00_multirun" / "1_sfno32x64_model.modes=8,8_it's"
+    compose_config(["training.lr=0.002", "model.modes=[8,8]"], output_dir=folder)
     command, cwd = rank_command()
     assert command[1:] == [
         str(REPO / "train.py"),
         "training.lr=0.002",
-        "model.net.n_modes=[8,8]",
+        "model.modes=[8,8]",
         "hydra.run.dir='" + str(folder).replace("'", "\\'") + "'",
         "hydra.output_subdir=null",
     ]

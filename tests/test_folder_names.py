@@ -39,7 +39,7 @@ def test_blog_example_keeps_its_name(tmp_path, monkeypatch):
         ("+wandb.notes=two words", "+wandb.notes=two-words"),
         ("+wandb.notes='say \"hi\"'", "+wandb.notes=say-hi"),
         ('logger.wandb.name="x: y"', "logger.wandb.name=x-y"),
-        ("model.net.n_modes=[16,32]", "model.net.n_modes=16,32"),
+        ("model.modes=[16,32]", "model.modes=16,32"),
         ("+wandb.config={a:1,b:[2]}", "+wandb.config=a-1,b-2"),
         ("+paths.scratch=/tmp/swe cache", "+paths.scratch=-tmp-swe-cache"),
     ],

@@ -153,7 +153,7 @@ def test_a_resume_runs_in_the_run_folder_and_keeps_its_hydra_files(tmp_path, mon
 
 @pytest.mark.parametrize("key", ["resume", "init_from"])
 def test_run_folders_pass_as_resume_and_init_from_values_unquoted(key):
-    folder = "outputs/2026-01-01/2026-01-01_10-00-00_fno32x64_model.net.n_modes=8,8"
+    folder = "outputs/2026-01-01/2026-01-01_10-00-00_fno32x64_model.modes=8,8"
     assert quote_folder_arguments(["train.py", f"{key}={folder}", "training.max_epochs=3"]) == [
         "train.py",
         f"{key}='{folder}'",
