@@ -59,7 +59,7 @@ def test_training_loss_falls(trained_run):
     _, run_dir, val_error = trained_run
     train_loss, val_loss = logged(run_dir, "train/loss_epoch"), logged(run_dir, "val/loss")
     assert len(train_loss) == len(val_loss) == EPOCHS
-    assert all(later < earlier for earlier, later in itertools.pairwise(train_loss)), train_loss
+    # Each epoch draws other windows (other hours), so the epoch losses are not monotone; the trend is.
     assert train_loss[-1] < 0.95 * train_loss[0], train_loss
     assert val_loss[-1] < val_loss[0], val_loss
 
@@ -71,21 +71,22 @@ def test_a_run_without_wandb_logs_the_learning_rate_and_reports(trained_run):
     assert (run_dir / METRICS_FILE).is_file() and (run_dir / PLOTS_DIR / "maps.png").is_file()
 
 
-def validation_loss(checkpoint, cfg) -> float:
-    """val/loss of the module reloaded from ``checkpoint`` alone, on the run's validation data."""
+def validation_metric(checkpoint, cfg, key: str) -> float:
+    """``key`` (a val/ metric) of the module reloaded from ``checkpoint`` alone, on the run's validation data."""
     module = NeuralOperatorModule.load_from_checkpoint(checkpoint)
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
-    return trainer.validate(module, datamodule=instantiate(cfg.data), verbose=False)[0]["val/loss"]
+    return trainer.validate(module, datamodule=instantiate(cfg.data), verbose=False)[0][key]
 
 
 def test_checkpoints_reload_to_what_was_trained(trained_run):
-    """Both checkpoints give again the validation loss their weights had when they were written."""
+    """Both checkpoints give again the validation errors their weights had when they were written."""
     cfg, run_dir, _ = trained_run
     last = run_dir / LAST_CHECKPOINT
-    assert math.isclose(validation_loss(last, cfg), logged(run_dir, "val/loss")[-1], rel_tol=1e-5)
+    assert math.isclose(validation_metric(last, cfg, "val/loss"), logged(run_dir, "val/loss")[-1], rel_tol=1e-5)
     (best,) = (run_dir / LAST_CHECKPOINT.parent).glob("best-*.ckpt")
     (best_state,) = [state for key, state in torch.load(best).get("callbacks", {}).items() if "ModelCheckpoint" in key]
-    assert math.isclose(validation_loss(best, cfg), float(best_state["best_model_score"]), rel_tol=1e-5)
+    score = float(best_state["best_model_score"])  # the monitor's, val/rollout_rel_l2
+    assert math.isclose(validation_metric(best, cfg, "val/rollout_rel_l2"), score, rel_tol=1e-5)
 
 
 def test_checkpoint_reloads_with_weights_only(trained_run):
