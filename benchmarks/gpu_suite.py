@@ -57,8 +57,10 @@ DRY_RUN = {
         "data.num_val_examples=4",
         "data.num_test_examples=2",
         "data.spinup_steps=1",
-        "eval.rollout_steps=3",
-        "eval.map_leads=[1,3]",
+        "data.windows_per_epoch=8",
+        "eval.rollout_steps=5",
+        "eval.val_rollout_steps=2",
+        "eval.map_leads=[1,5]",
         "batch_size=4",
         "training.effective_batch_size=4",
         "training.max_epochs=2",
@@ -98,9 +100,9 @@ def generation(sizes: dict) -> dict:
     devices = [("cpu", sizes["cpu_trajectories"])]
     devices += [("cuda", sizes["gpu_trajectories"])] if torch.cuda.is_available() else []
     for device, count in devices:
-        generate_trajectories(spec, 1, spec.train_steps, seed=0, device=device)  # solver set-up, CUDA start
+        generate_trajectories(spec, 1, spec.split_shape("train")[1], seed=0, device=device)  # set-up, CUDA start
         started = time.perf_counter()
-        generate_trajectories(spec, count, spec.train_steps, seed=1, device=device)
+        generate_trajectories(spec, count, spec.split_shape("train")[1], seed=1, device=device)
         rate = count / (time.perf_counter() - started)
         rates["gpu_trajectories_per_s" if device == "cuda" else "cpu_trajectories_per_s"] = round(rate, 2)
     if rates["gpu_trajectories_per_s"] is not None:

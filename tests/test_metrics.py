@@ -134,7 +134,8 @@ class TinyData(LightningDataModule):
         super().__init__()
         self.trajectories = trajectories
         self.mean = self.std = None
-        self.baselines = {"persistence": Persistence(), "climatology": Climatology(), "linear": Damping()}
+        persistence = Persistence(NLAT, NLON, "equiangular", lmax=11)
+        self.baselines = {"persistence": persistence, "climatology": Climatology(), "linear": Damping()}
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.trajectories, batch_size=3)  # 7 trajectories: batches of 3, 3 and 1
@@ -194,7 +195,8 @@ def test_test_stage_keeps_every_trajectorys_errors_in_order(tested_module):
 @pytest.mark.parametrize(("total", "ranks"), [(7, 2), (7, 3), (6, 3), (2, 4)])
 def test_shards_of_the_test_split_interleave_back_into_split_order(total, ranks):
     """The inverse of the data module's round-robin deal of test trajectories over ranks, padding included."""
-    shares = [list(EpochSampler(total, shuffle=False, rank=rank, world_size=ranks)) for rank in range(ranks)]
+    samplers = [EpochSampler(total, shuffle=False, rank=rank, world_size=ranks) for rank in range(ranks)]
+    shares = [[trajectory for trajectory, _ in sampler] for sampler in samplers]  # (trajectory, window start)
     largest = max(len(share) for share in shares)
     shards = torch.full((ranks, 2, largest, 1), -1.0)  # two forecasts; padding -1
     for rank, share in enumerate(shares):

@@ -35,7 +35,8 @@ def test_train_is_one_page():
     assert len(inspect.getsource(train).splitlines()) <= 60
 
 
-def test_debug_is_config_that_overrides_trainer_and_logger_settings():
+def test_debug_is_config_that_overrides_trainer_and_logger_settings(monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # an earlier W&B run in this process may have set it
     debug = compose_config(["debug=True"])
     assert (debug.trainer.max_epochs, debug.trainer.limit_train_batches, debug.trainer.limit_test_batches) == (1, 4, 2)
     assert debug.logger.wandb.mode == "disabled"

@@ -140,6 +140,7 @@ def test_the_slurm_preset_asks_for_what_the_run_needs(tmp_path, monkeypatch):
     fake_srun.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake_srun.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("USER", "someone")
+    monkeypatch.delenv("SWE_DATA_ROOT")  # the suite's fixture points it at a temporary folder
     cfg = compose_hydra_config(["cluster=slurm", "trainer.devices=4", f"paths.log_dir={tmp_path / 'outputs'}"])
     assert cfg.paths.data_root == "/cluster/scratch/someone/swe_cache", "paths=cluster comes with the preset"
     launcher = instantiate(cfg.hydra.launcher)
