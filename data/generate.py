@@ -40,7 +40,7 @@ from sphere.matmul import highest_matmul_precision
 log = logging.getLogger(__name__)
 
 # Bump whenever the generation code changes what a given spec produces.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # Grid points integrated at once (batch x nlat x nlon): on the CPU larger batches spill out of the caches and run
 # slower; a GPU needs larger ones to keep busy (2**21 points is 16 states of 256x512; not yet tuned on a GPU).
 CHUNK_POINTS = 2**17
@@ -207,7 +207,7 @@ def _write(spec: DataSpec, path: Path, device: str) -> None:
                 file.attrs["std"] = statistics.std
         baselines = fit_baselines(spec, lambda: _normalised(file, "train"))
         save_baselines(baselines, file)
-        file.attrs["linear_emulator_rel_l2"] = _linear_emulator_error(baselines["linear"], file)
+        file.attrs["linear_emulator_val_rel_l2"] = _linear_emulator_error(baselines["linear"], file)
         file.attrs["spec"] = spec.as_json()
 
 
@@ -222,9 +222,10 @@ def _normalised(file: h5py.File, split: str) -> Iterator[torch.Tensor]:
 
 
 def _linear_emulator_error(emulator: LinearSpectralEmulator, file: h5py.File) -> np.ndarray:
-    """The emulator's relative L2 error per lead and channel over the test trajectories: the data's nonlinearity."""
+    """The emulator's relative L2 error per lead and channel over the validation trajectories: the data's
+    nonlinearity, measured where settings may be chosen (data.amplitude was), never on the test split."""
     total, count = 0, 0
-    for trajectories in _normalised(file, "test"):
+    for trajectories in _normalised(file, "val"):
         total = total + emulator.rollout_error(trajectories) * len(trajectories)
         count += len(trajectories)
     return (total / count).numpy()
@@ -296,13 +297,13 @@ def made_on(path: Path) -> str:
 
 
 def log_nonlinearity(path: Path, spec: DataSpec) -> None:
-    """How far the data is from linear dynamics: the linear emulator's test error at 1 h and at the last lead."""
+    """How far the data is from linear dynamics: the linear emulator's validation error at 1 h and at the last lead."""
     with h5py.File(path, "r") as file:
-        errors = np.asarray(file.attrs["linear_emulator_rel_l2"]).mean(axis=1)  # per lead, mean over channels
+        errors = np.asarray(file.attrs["linear_emulator_val_rel_l2"]).mean(axis=1)  # per lead, mean over channels
     last = min(len(errors), 20)
     log.info(
-        "data: nonlinearity at data.amplitude=%g: the linear spectral emulator's test error (mean relative L2) is "
-        "%.3f at 1 h and %.3f at %d h",
+        "data: nonlinearity at data.amplitude=%g: the linear spectral emulator's validation error "
+        "(mean relative L2) is %.3f at 1 h and %.3f at %d h",
         spec.amplitude,
         errors[0],
         errors[last - 1],
