@@ -111,8 +111,8 @@ def verdict_section(found: list[Verdict]) -> str:
 
 
 def worse_than_section(completed: list[dict[str, Any]], channels: list[str]) -> str:
-    """Per job and baseline, the first lead at which the job's mean error exceeds the baseline's, and the channels
-    whose own first lead differs from it."""
+    """Per job and baseline, the first lead at which the job is significantly worse than the baseline (its
+    test_metrics.json's first_lead_worse_than), and the channels whose own first lead differs from it."""
     if not completed:
         return ""
     baselines = list(
@@ -121,8 +121,10 @@ def worse_than_section(completed: list[dict[str, Any]], channels: list[str]) -> 
     lines = [
         "## First lead worse than each baseline",
         "",
-        "The first lead at which a job's mean error exceeds the baseline's (never: not within its rollout); in "
-        "brackets the channels whose first lead differs.",
+        "The first lead at which a job is significantly worse than the baseline (paired t-test over its test "
+        "trajectories, Holm over the leads, alpha 0.05; never: not within its rollout); in brackets the channels whose "
+        "first lead differs. A job whose mean error is above the baseline's without significance is not counted "
+        "(test_metrics.json's first_lead_worse_on_mean_than has those leads).",
         "",
         table_header(["job", *baselines]),
     ]
