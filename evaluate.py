@@ -3,7 +3,8 @@
 The run's saved config (.hydra/config.yaml) with Hydra-syntax overrides (`eval.rollout_steps=100 batch_size=64
 trainer.devices=2 data=64x128`) gives the data, the rollout and the trainer; the model comes from its checkpoint.
 Each evaluation writes into a folder of its own, <run>/eval/<date>_<time>_<overrides>/ (runs/folder.py):
-test_metrics.json, plots/, the config and overrides it ran with and evaluate.log, never over the training's report.
+test_metrics.json, test_errors.npz, plots/, the config and overrides it ran with and evaluate.log, never over the
+training's report.
 """
 
 import argparse
