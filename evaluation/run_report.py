@@ -11,7 +11,7 @@ from evaluation.statistics import ALPHA, holm, paired
 from evaluation.test_errors import TrajectoryErrors
 from models import MODEL
 from models.metrics import METRICS
-from runs.folder import METRICS_FILE, PLOTS_DIR
+from runs.folder import METRICS_CSV, METRICS_FILE, PLOTS_DIR
 
 COMPARED_METRIC = "rel_l2"  # the metric of the paired tests against the baselines and of first_lead_worse_than
 CONFIDENCE = 0.95  # of the paired tests' intervals of the difference
@@ -163,9 +163,9 @@ def write_run_report(results: dict, channels: list[str], meta: dict, run_dir: st
     plot_maps(target[lead_index], prediction[lead_index], example["lead_hours"], channels, plots["maps"])
     plot_power_spectrum({label: record["power_spectrum"]}, channels, plots["power_spectrum"])
     animate_rollout(target, prediction, channels, plots["rollout"])
-    if (run_dir / "metrics.csv").is_file():
+    if (run_dir / METRICS_CSV).is_file():
         plots["training_curves"] = plots_dir / "training_curves.png"
-        plot_training_curves(run_dir / "metrics.csv", plots["training_curves"])
+        plot_training_curves(run_dir / METRICS_CSV, plots["training_curves"])
     return plots
 
 
