@@ -21,11 +21,11 @@ from runs.checks import ConfigError, check_config
 from runs.distributed import RunFolderDDPStrategy, rank_command, run_folder_strategy, trainer_settings
 from tests.conftest import REPO, TINY_DATA, compose_config, compose_hydra_config, run_train
 
-# Two processes of two-sample batches: 8 examples are 2 batches per rank, one optimizer step each (effective 4).
+# Two processes of two-sample batches: 8 examples are 2 batches per rank, one optimizer step each (the effective
+# batch, unset as in the README's DDP line, is 2 x 2 devices).
 DDP = [
     *TINY_DATA,
     "batch_size=2",
-    "training.effective_batch_size=4",
     "training.max_epochs=1",
     "model.width=8",
     "model.layers=1",
@@ -140,6 +140,11 @@ def test_devices_share_the_effective_batch(devices, accumulation, distributed):
     cfg = compose_config(["batch_size=4", "training.effective_batch_size=16", f"trainer.devices={devices}"])
     assert cfg.trainer.accumulate_grad_batches == accumulation
     assert cfg.isdist is distributed
+
+
+def test_the_ddp_preset_is_two_ddp_devices():
+    """The README's `trainer=ddp` is its `trainer.devices=2 trainer.strategy=ddp`, which the runs above make."""
+    assert compose_config(["trainer=ddp"]) == compose_config(["trainer.devices=2", "trainer.strategy=ddp"])
 
 
 def test_devices_that_do_not_divide_the_effective_batch_stop_the_run(tmp_path):

@@ -1,6 +1,6 @@
 """The README's commands work as written: each command of the README's "What you run" block and of docs/cluster.md's
 first block runs, with tiny settings appended, except those listed in SKIPPED (they need a cluster or a particular
-run folder)."""
+run folder, or another test runs them already)."""
 
 import re
 import shlex
@@ -17,10 +17,23 @@ SKIPPED = {
     "cluster=slurm": "needs a SLURM cluster (the sbatch script is tested in test_sweeps.py)",
     "evaluate.py outputs/2026-11-27/": "names a run folder of the README's example (evaluate.py: test_evaluate.py)",
     "init_from=outputs/2026-11-27/": "names a run folder of the README's example (init_from: test_init_from.py)",
+    # Runs another test makes with the same command and tiny settings, and checks further: one run each, not two.
+    "python train.py debug=True": "test_run_folders.py runs it (twice: the debug folder is replaced)",
+    "python train.py -m model=sfno,fno": "test_run_folders.py runs this sweep and checks each job's folder",
+    "trainer.devices=2 trainer.strategy=ddp": "test_distributed.py runs this DDP run and checks its one folder",
+    "python train.py trainer=ddp": "test_distributed.py: the preset composes to trainer.devices=2 trainer.strategy=ddp",
+    "trainer.precision=bf16-mixed": "test_precision.py runs it and checks float32 weights and finite test errors",
+    "hydra/launcher=submitit_local model=sfno,fno": "test_sweeps.py runs this sweep, its jobs in parallel",
+    "# default config: neuraloperator.yaml": "test_run_folders.py runs it and checks the folder it leaves",
+    "--config-name=neuraloperator model=fno data=32x64": "test_run_folders.py's sweep runs model=fno on these data",
+    "trainer.fast_dev_run=True": "test_structure.py runs it and checks it passes the checks and leaves no checkpoint",
+    "float32_matmul_precision=high": "test_precision.py trains with it and checks that a run applies it",
 }
 # Tiny runs that leave every key the README sets alone (no effective batch size: the DDP line must work as written).
 TINY_RUN = [*TINY_DATA, "batch_size=2", "training.max_epochs=1", "model.width=8", "model.layers=1"]
 TINY_SEARCH = ["hydra.sweeper.n_trials=2"]
+# Every model of the study, from two seeds instead of three: the report's across-seed statistics need two.
+TINY_STUDY = ["seed=0,1"]
 
 
 def readme_commands() -> list[str]:
@@ -51,6 +64,8 @@ def test_readme_command(command, tmp_path, data_root):
     tiny = [*TINY_RUN, f"paths.data_root={data_root}", f"paths.log_dir={tmp_path / 'outputs'}"]
     if any(arg.startswith("hparams_search=") for arg in args):  # an Optuna search: two tiny trials
         tiny += TINY_SEARCH
+    if "experiment=sfno_vs_fno" in args:
+        tiny += TINY_STUDY
     prints = "--cfg" in args
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args[2:], *([] if prints else tiny)],

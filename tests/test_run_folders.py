@@ -81,7 +81,7 @@ def test_debug_runs_replace_the_debug_folder_and_skip_wandb(tmp_path, data_root)
     run_train([*TINY, f"paths.data_root={data_root}", "debug=True"], cwd=tmp_path)
     assert sorted(path.name for path in (tmp_path / "outputs").iterdir()) == ["debug"]
     assert not (debug_dir / "ckpt" / "stale.ckpt").exists()
-    assert (debug_dir / "ckpt" / "last.ckpt").is_file()
+    assert (debug_dir / "ckpt" / "last.ckpt").is_file() and (debug_dir / "test_metrics.json").is_file()
     assert not (debug_dir / "wandb").exists()
     assert (debug_dir / "train.log").read_text().count("run folder") == 1
 
@@ -95,7 +95,7 @@ def test_multirun_gives_each_job_a_complete_folder_and_its_own_wandb_run(tmp_pat
     assert [job.name.split("_")[:2] for job in jobs] == [["0", "sfno32x64"], ["1", "fno32x64"]]
     run_ids = set()
     for job in jobs:
-        assert (job / "ckpt" / "last.ckpt").is_file()
+        assert (job / "ckpt" / "last.ckpt").is_file() and (job / "test_metrics.json").is_file()
         assert (job / "train.log").is_file()
         (wandb_run,) = (job / "wandb").glob("offline-run-*")
         run_ids.add(wandb_run.name.rsplit("-", 1)[-1])

@@ -34,8 +34,9 @@ def log_times(run: Path) -> tuple[datetime, datetime]:
 
 
 def test_submitit_local_runs_sweep_jobs_in_parallel_processes(tmp_path, data_root):
+    """The README's `-m hydra/launcher=submitit_local model=sfno,fno`, with tiny settings."""
     log_dir = tmp_path / "outputs"
-    args = ["-m", "hydra/launcher=submitit_local", "training.lr=1e-3,2e-3", *TINY, f"paths.data_root={data_root}"]
+    args = ["-m", "hydra/launcher=submitit_local", "model=sfno,fno", *TINY, f"paths.data_root={data_root}"]
     result = run_train([*args, f"paths.log_dir={log_dir}"], cwd=tmp_path)
     (sweep,) = log_dir.glob("*/*")
     jobs = job_folders(sweep)
@@ -50,7 +51,7 @@ def test_submitit_local_runs_sweep_jobs_in_parallel_processes(tmp_path, data_roo
     assert "2 jobs: 2 completed, 0 failed" in (sweep / "comparison.md").read_text()
     tests = (sweep / "comparison_tests.csv").read_text().splitlines()
     assert tests[0].startswith("lead_h,config,other,difference,ci_low,ci_high,p,p_holm")
-    assert any(",lr=0.001,lr=0.002," in row or ",lr=0.002,lr=0.001," in row for row in tests[1:]), "the two jobs"
+    assert any(",model=sfno,model=fno," in row or ",model=fno,model=sfno," in row for row in tests[1:]), "the two jobs"
     assert "Sweep comparison written" in result.stdout
 
 
