@@ -82,3 +82,6 @@ def test_the_learning_rate_search_is_a_fixed_optuna_budget_over_the_learning_rat
     assert cfg.training.lr == declared_lr("fno_small"), "the recipe is the model's own until a trial sets the rate"
     trial = compose_config(["hparams_search=lr", "model=fno_small", "training.lr=0.0021"])
     assert trial.training.optimizer.lr == 0.0021
+    default = compose_config([]).training
+    assert trial.training.max_epochs * 4 == default.max_epochs, "a trial is a quarter of the default recipe"
+    assert trial.training.rollout_start_epoch / trial.training.max_epochs < 1, "each trial trains on rollouts too"
