@@ -44,8 +44,10 @@ class Invariants(torch.nn.Module):
     - mass: the area mean of phi. Its tendency is minus a divergence, -div(phi u), whose global integral vanishes;
       the solver's spectral scheme keeps the degree-0 coefficient of phi exactly (its tendency is multiplied by the
       Laplacian's eigenvalue 0), so the truth keeps it to rounding.
-    - total energy: the area mean of (phi |u|^2 + phi^2) / 2, kinetic plus available potential energy, g times
-      rho^-1 (h |u|^2 + g h^2) / 2.
+    - total energy: the area mean of (phi |u|^2 + phi^2) / 2 = g (h |u|^2 + g h^2) / 2, kinetic plus potential
+      energy. Most of it is the potential energy of the mean geopotential, mass^2 / 2, constant with the mass, so
+      its relative drifts look small: energy - mass^2 / 2 (kinetic plus the anomaly's potential energy) is the part
+      that can change.
     - potential enstrophy: the area mean of (zeta + f)^2 / (2 phi) = phi q^2 / 2 with the potential vorticity
       q = (zeta + f) / phi and f = 2 Omega sin(latitude), the solver's Coriolis parameter.
 
@@ -128,11 +130,11 @@ def latitude_band_relative_l2(
     model that errs at the poles shows it in band 0 where the global number, dominated by the larger low latitudes,
     hides it.
     """
-    rows = _band_rows(prediction.shape[-2], band_edges(prediction.shape[-2], bands, grid), grid)
-    masks = rows.to(weights.dtype)[:, :, None] * weights  # (band, nlat, 1)
-    error = ((prediction - target).square().unsqueeze(-3) * masks).sum(dim=(-2, -1))  # (..., channel, band)
-    norm = (target.square().unsqueeze(-3) * masks).sum(dim=(-2, -1))
-    return (error / norm).sqrt()
+    nlat = prediction.shape[-2]
+    error = ((prediction - target).square() * weights).sum(dim=-1)  # (..., channel, nlat): each row's share
+    norm = (target.square() * weights).sum(dim=-1)
+    rows = _band_rows(nlat, band_edges(nlat, bands, grid), grid).to(device=error.device, dtype=error.dtype)
+    return (error @ rows.T / (norm @ rows.T)).sqrt()  # rows.T (nlat, band)
 
 
 def energy_fraction_above(spectrum: torch.Tensor, degree: int) -> torch.Tensor:
