@@ -25,7 +25,8 @@ __all__ = [
 
 # The leads, in hours, at which torch-harmonics' shallow-water example reports `pooled_relative_l2`: its
 # autoregressive_inference(..., autoreg_steps=10) with one-hour steps (dt = 3600 s) in examples/train_sfno.py of
-# v0.6.0 to v0.7.3 (the SFNO paper's release), autoreg_steps=30 in v0.7.4. One of its steps is one of our leads.
+# v0.6.0 to v0.7.3 (v0.6.0, June 2023, saves to paper_figures/), autoreg_steps=30 in v0.7.4. One of its steps is
+# one of our leads. From v0.8.0 (installed here) the example reports other metrics (absolute, normalised, one step).
 AUTHORS_LEAD_HOURS = (10, 30)
 
 _NODES = {  # grid name -> torch-harmonics quadrature: (nodes cos(colatitude) on [-1, 1], weights)
@@ -153,13 +154,15 @@ def pooled_relative_l2(prediction: torch.Tensor, target: torch.Tensor, weights: 
     (..., channel, nlat, nlon) -> (...).
 
     ``l2loss_sphere(solver, prd, tar, relative=True)`` of examples/train_sfno.py (torch-harmonics v0.6.0 to v0.7.4),
-    which ``autoregressive_inference`` reports per initial condition, mean over 20 or 50 of them, at
-    `AUTHORS_LEAD_HOURS`: sqrt(sum_c int (prd - tar)^2 / sum_c int tar^2), the area integrals (``integrate_grid``)
-    summed over the three channels before the ratio, in physical units (they de-normalise the prediction first).
-    In v0.6.0 it is that root (``squared=False``); from v0.6.5 the default is ``squared=True``, so those versions
-    report its square. Pooled in physical units, it is the geopotential's error relative to the whole geopotential,
-    mean (about 1e5 m^2 s^-2) included: vorticity and divergence (1e-5 s^-1) do not count, and the number is small.
-    ``weights`` (nlat, 1) are any area weights (their normalisation cancels); the input's precision is kept, as theirs.
+    which its ``autoregressive_inference`` reports per random initial condition (20, 50 in v0.7.4), as mean and std,
+    at `AUTHORS_LEAD_HOURS`: sqrt(sum_c int (prd - tar)^2 / sum_c int tar^2), the area integrals (the solver's
+    ``integrate_grid``) summed over the three channels before the ratio, in physical units (it de-normalises the
+    prediction first). v0.6.0 to v0.6.2 report that root (``squared=False``); from v0.6.3 the default is
+    ``squared=True``, so later versions report its square. Pooled in physical units, it is the geopotential's error
+    relative to the whole geopotential, mean (about 1e5 m^2 s^-2) included: vorticity and divergence (1e-5 s^-1)
+    do not count, and the number is small. Their data differ from ours: 256x512 (181x360 Legendre-Gauss in v0.7.4),
+    torch-harmonics' own draw (our data.amplitude=1) and no spin-up. ``weights`` (nlat, 1) are any area weights
+    (their normalisation cancels); the input's precision is kept, as theirs.
     """
     error = ((prediction - target).square() * weights).sum(dim=(-3, -2, -1))
     norm = (target.square() * weights).sum(dim=(-3, -2, -1))
