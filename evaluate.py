@@ -18,6 +18,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import custom_resolvers
+from runs.checks.hyperdiffusion import check_hyperdiffusion
 from runs.folder import (
     EVAL_CONFIG,
     EVAL_LOG,
@@ -67,6 +68,8 @@ def evaluation_config(run_dir: Path, overrides: list[str]) -> DictConfig:
             raise ValueError(f"{key} is not a key of the run's config: check its spelling, or add it with +{key}=...")
         else:
             OmegaConf.update(cfg, key, override.value(), merge=False, force_add=True)
+    if problems := list(check_hyperdiffusion(cfg)):  # data=64x128 data.hyperdiffusion=fixed: the same equation
+        raise ValueError("\n".join(problems))
     with open_dict(cfg):
         cfg.output_dir = str(run_dir)  # the saved value is a ${hydra:...} interpolation
     return cfg

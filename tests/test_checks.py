@@ -297,6 +297,8 @@ def test_every_device_needs_validation_and_test_examples(tmp_path):
 def test_a_hyperdiffusion_rule_that_does_not_exist_stops_before_any_work(tmp_path):
     message = fails_before_any_work(tmp_path, ["data.hyperdiffusion=fixd"])
     assert "data.hyperdiffusion='fixd' must be one of grid, fixed: pass e.g. data.hyperdiffusion=grid" in message
+    check(["data.hyperdiffusion=grid"], tmp_path)
+    check(["data.hyperdiffusion=fixed"], tmp_path)
 
 
 @pytest.mark.parametrize("reference", ["32", "32x", "x64", "0x64", "32*64"])

@@ -4,13 +4,20 @@ from collections.abc import Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from data import reference_band
+from data import HYPERDIFFUSION_RULES, reference_band
 from runs.checks.values import is_int
 
 
 def check_hyperdiffusion(cfg: DictConfig) -> Iterator[str]:
-    """data.hyperdiffusion_reference must name a grid as <nlat>x<nlon>; data.initial_lmax is null or a band from 1 to
-    data.lmax (data.hyperdiffusion's values are among check_choices')."""
+    """data.hyperdiffusion is a rule of `data.HYPERDIFFUSION_RULES`, data.hyperdiffusion_reference names a grid as
+    <nlat>x<nlon>, data.initial_lmax is null or a band from 1 to data.lmax. A config saved before these keys existed
+    (an old run's, in evaluate.py) means torch-harmonics' rule."""
+    rule = OmegaConf.select(cfg, "data.hyperdiffusion", default="grid")
+    if rule not in HYPERDIFFUSION_RULES:
+        yield (
+            f"data.hyperdiffusion={rule!r} must be one of {', '.join(HYPERDIFFUSION_RULES)}: "
+            f"pass e.g. data.hyperdiffusion={HYPERDIFFUSION_RULES[0]}"
+        )
     reference = OmegaConf.select(cfg, "data.hyperdiffusion_reference", default="32x64")
     try:
         reference_band(reference)

@@ -5,8 +5,6 @@ from collections.abc import Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from data import HYPERDIFFUSION_RULES
-
 # Smallest allowed value of each integer key; OPTIONAL ones may also be null.
 OPTIONAL = ("training.effective_batch_size", "data.max_window_start")
 INTEGER_MINIMUMS = {
@@ -35,7 +33,7 @@ POSITIVE_NUMBERS = ("training.lr", "data.mach", "data.amplitude")
 # On/off keys: any other value (`yes`, `1`) would silently count as on or off.
 SWITCHES = ("training.compile", "data.online", "model.residual")
 # Keys with a fixed set of values.
-CHOICES = {"float32_matmul_precision": ("highest", "high", "medium"), "data.hyperdiffusion": HYPERDIFFUSION_RULES}
+CHOICES = {"float32_matmul_precision": ("highest", "high", "medium")}
 
 
 def is_int(value: object) -> bool:
