@@ -1,7 +1,9 @@
 """Test an existing run again, without training: `python evaluate.py <run folder> [overrides] [--checkpoint last]`.
 
 The run's saved config (.hydra/config.yaml) with Hydra-syntax overrides (`eval.rollout_steps=100 batch_size=64
-trainer.devices=2 data=64x128`) gives the data, the rollout and the trainer; the model comes from its checkpoint.
+trainer.devices=2 data=64x128`) gives the data, the rollout and the trainer; the model comes from its checkpoint,
+with its own normalisation. `data=64x128 data.hyperdiffusion=fixed` tests a 32x64 run on the same equation sampled
+twice as finely (docs/evaluation.md).
 Each evaluation writes into a folder of its own, <run>/eval/<date>_<time>_<overrides>/ (runs/folder.py):
 test_metrics.json, test_errors.npz, plots/, the config and overrides it ran with and evaluate.log, never over the
 training's report.
