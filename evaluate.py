@@ -88,6 +88,8 @@ def evaluate(run_dir: Path, which: str, cfg: DictConfig, folder: Path) -> dict:
 
     torch.set_flush_denormal(True)
     checkpoint = find_checkpoint(run_dir, which)
+    if warning := other_equation(saved_config(run_dir).data, cfg.data):
+        log.warning(warning)
     datamodule = instantiate(cfg.data)
     # The network as trained; its grid, rollout and map leads as this evaluation asks.
     model = NeuralOperatorModule.load_from_checkpoint(
@@ -111,6 +113,26 @@ def evaluate(run_dir: Path, which: str, cfg: DictConfig, folder: Path) -> dict:
         logger.experiment.finish()
     log.info("test metrics and plots of %s written to %s", checkpoint.name, folder)
     return model.test_results
+
+
+def other_equation(trained: DictConfig, data: DictConfig) -> str | None:
+    """Why ``data`` is another equation than the ``trained`` data's (another damping, data.hyperdiffusion), or None.
+    Configs saved before data.hyperdiffusion existed mean torch-harmonics' rule."""
+    from data import hyperdiffusion_band
+
+    def band_and_reference(node: DictConfig) -> tuple[int, str]:
+        rule = node.get("hyperdiffusion", "grid")
+        reference = node.hyperdiffusion_reference if rule == "fixed" else f"{node.nlat}x{node.nlon}"
+        return hyperdiffusion_band(rule, reference, node.lmax), reference
+
+    (band, reference), (other, _) = band_and_reference(trained), band_and_reference(data)
+    if band == other:
+        return None
+    return (
+        f"the run's data is damped as a {band}-degree band, this evaluation's {data.nlat}x{data.nlon} data as a "
+        f"{other}-degree band: another equation; pass data.hyperdiffusion=fixed "
+        f"data.hyperdiffusion_reference={reference} to test the run on its own"
+    )
 
 
 def wandb_logger(cfg: DictConfig, run_dir: Path, folder: Path) -> "object | bool":

@@ -14,10 +14,11 @@ from lightning.pytorch import LightningDataModule, Trainer
 from torch.utils.data import DataLoader
 
 from data import CHANNELS
+from evaluate import other_equation
 from evaluation.test_errors import load_test_errors
 from models import MODEL, NeuralOperatorModule
 from runs.folder import EVAL_CONFIG, EVAL_DIR, METRICS_FILE
-from tests.conftest import TINY_DATA, TINY_SFNO
+from tests.conftest import TINY_DATA, TINY_SFNO, compose_config
 from tests.test_evaluate import evaluate
 
 TINY_FNO = {
@@ -135,3 +136,21 @@ def test_a_run_evaluates_on_the_same_equation_at_twice_its_grid(finished_run):
     assert "generated" not in own.stderr and "cache hit" in own.stderr, "the run's own data file"
     run_errors, own_errors = load_test_errors(finished_run), load_test_errors(own_folder)
     np.testing.assert_array_equal(own_errors.of("rel_l2", MODEL), run_errors.of("rel_l2", MODEL))
+
+
+@pytest.mark.parametrize(
+    ("trained", "evaluated", "reference"),
+    [
+        ([], ["data=64x128"], "32x64"),
+        (["data.hyperdiffusion=fixed"], ["data=64x128"], "32x64"),
+        (["data=64x128", "data.hyperdiffusion=fixed"], ["data=128x256"], "32x64"),
+        (["data=64x128"], ["data=32x64"], "64x128"),
+    ],
+)
+def test_an_evaluation_on_another_equation_says_how_to_test_on_the_runs(trained, evaluated, reference):
+    data = compose_config(trained).data
+    warning = other_equation(data, compose_config(evaluated).data)
+    assert f"another equation; pass data.hyperdiffusion=fixed data.hyperdiffusion_reference={reference}" in warning
+    same = compose_config([*evaluated, "data.hyperdiffusion=fixed", f"data.hyperdiffusion_reference={reference}"])
+    assert other_equation(data, same.data) is None
+    assert other_equation(data, data) is None
