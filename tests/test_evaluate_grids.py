@@ -127,8 +127,8 @@ def test_a_run_evaluates_on_the_same_equation_at_twice_its_grid(finished_run):
     assert finer.returncode == 0, finer.stderr[-3000:]
     own = evaluate(finished_run, "data=32x64", "data.hyperdiffusion=fixed", *tiny)
     assert own.returncode == 0, own.stderr[-3000:]
-    folders = {folder.name.split("_data=")[1].split("_")[0]: folder for folder in (finished_run / EVAL_DIR).iterdir()}
-    finer_folder, own_folder = folders["64x128"], folders["32x64"]
+    (finer_folder,) = (finished_run / EVAL_DIR).glob("*_data=64x128_data.hyperdiffusion=fixed_*")
+    (own_folder,) = (finished_run / EVAL_DIR).glob("*_data=32x64_data.hyperdiffusion=fixed_*")
     metrics = json.loads((finer_folder / METRICS_FILE).read_text())
     assert all(math.isfinite(value) for value in metrics["rel_l2"][MODEL]["mean"])
     assert (finer_folder / "plots" / "maps.png").is_file()
