@@ -13,7 +13,7 @@ import re
 
 from omegaconf import ListConfig, OmegaConf
 
-from data import CHANNELS
+from data import CHANNELS, band_limit
 
 DEBUG_DIR = "debug"
 # Of the 255 bytes a file name may have: the rest leaves room for the "_2", "_3"... of runs.folder.claim
@@ -154,12 +154,6 @@ def accumulation(effective_batch_size: int | None, batch_size: int, devices, num
             "change batch_size or training.effective_batch_size, or trainer.devices"
         )
     return effective_batch_size // per_step
-
-
-def band_limit(nlat: int) -> int:
-    """The spherical-harmonic degrees (and orders) the shallow-water solver keeps on ``nlat`` latitudes: a third,
-    torch-harmonics' choice, which leaves the products of the nonlinear terms unaliased."""
-    return math.ceil(nlat / 3)
 
 
 def channel_count() -> int:

@@ -1,7 +1,9 @@
 """Test an existing run again, without training: `python evaluate.py <run folder> [overrides] [--checkpoint last]`.
 
 The run's saved config (.hydra/config.yaml) with Hydra-syntax overrides (`eval.rollout_steps=100 batch_size=64
-trainer.devices=2 data=64x128`) gives the data, the rollout and the trainer; the model comes from its checkpoint.
+trainer.devices=2 data=64x128`) gives the data, the rollout and the trainer; the model comes from its checkpoint,
+with its own normalisation. `data=64x128 data.hyperdiffusion=fixed` tests a 32x64 run on the same equation sampled
+twice as finely (docs/evaluation.md).
 Each evaluation writes into a folder of its own, <run>/eval/<date>_<time>_<overrides>/ (runs/folder.py):
 test_metrics.json, test_errors.npz, plots/, the config and overrides it ran with and evaluate.log, never over the
 training's report.
@@ -18,6 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import custom_resolvers
+from runs.checks.hyperdiffusion import check_hyperdiffusion
 from runs.folder import (
     EVAL_CONFIG,
     EVAL_LOG,
@@ -67,6 +70,8 @@ def evaluation_config(run_dir: Path, overrides: list[str]) -> DictConfig:
             raise ValueError(f"{key} is not a key of the run's config: check its spelling, or add it with +{key}=...")
         else:
             OmegaConf.update(cfg, key, override.value(), merge=False, force_add=True)
+    if problems := list(check_hyperdiffusion(cfg)):  # data=64x128 data.hyperdiffusion=fixed: the same equation
+        raise ValueError("\n".join(problems))
     with open_dict(cfg):
         cfg.output_dir = str(run_dir)  # the saved value is a ${hydra:...} interpolation
     return cfg
@@ -83,6 +88,8 @@ def evaluate(run_dir: Path, which: str, cfg: DictConfig, folder: Path) -> dict:
 
     torch.set_flush_denormal(True)
     checkpoint = find_checkpoint(run_dir, which)
+    if warning := other_equation(saved_config(run_dir).data, cfg.data):
+        log.warning(warning)
     datamodule = instantiate(cfg.data)
     # The network as trained; its grid, rollout and map leads as this evaluation asks.
     model = NeuralOperatorModule.load_from_checkpoint(
@@ -106,6 +113,26 @@ def evaluate(run_dir: Path, which: str, cfg: DictConfig, folder: Path) -> dict:
         logger.experiment.finish()
     log.info("test metrics and plots of %s written to %s", checkpoint.name, folder)
     return model.test_results
+
+
+def other_equation(trained: DictConfig, data: DictConfig) -> str | None:
+    """Why ``data`` is another equation than the ``trained`` data's (another damping, data.hyperdiffusion), or None.
+    Configs saved before data.hyperdiffusion existed mean torch-harmonics' rule."""
+    from data import hyperdiffusion_band
+
+    def band_and_reference(node: DictConfig) -> tuple[int, str]:
+        rule = node.get("hyperdiffusion", "grid")
+        reference = node.hyperdiffusion_reference if rule == "fixed" else f"{node.nlat}x{node.nlon}"
+        return hyperdiffusion_band(rule, reference, node.lmax), reference
+
+    (band, reference), (other, _) = band_and_reference(trained), band_and_reference(data)
+    if band == other:
+        return None
+    return (
+        f"the run's data is damped as a {band}-degree band, this evaluation's {data.nlat}x{data.nlon} data as a "
+        f"{other}-degree band: another equation; pass data.hyperdiffusion=fixed "
+        f"data.hyperdiffusion_reference={reference} to test the run on its own"
+    )
 
 
 def wandb_logger(cfg: DictConfig, run_dir: Path, folder: Path) -> "object | bool":

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
-from data import CHANNELS
+from data import CHANNELS, hyperdiffusion_band
 from data.generate import (
     DataSpec,
     ensure_cached,
@@ -171,6 +171,11 @@ class ShallowWaterDataModule(LightningDataModule):
     the hours a test rollout visits), each starting at a random state from 0 to ``max_window_start`` (None: the
     last one a window fits in), redrawn every epoch (`EpochSampler`). Validation: whole trajectories of
     ``val_rollout_steps + 1`` states; test: ``rollout_steps + 1``.
+
+    ``hyperdiffusion`` ("grid" or "fixed", `data.HYPERDIFFUSION_RULES`) chooses whose damping the solver applies: the
+    grid's own, or that of the grid named ``hyperdiffusion_reference`` (e.g. "32x64"); the initial states are drawn in
+    ``initial_lmax`` degrees, by default that damping's band (at most ``lmax``): under "fixed", every grid integrates
+    the reference's equation from the reference's initial states (docs/data.md).
     """
 
     def __init__(
@@ -198,8 +203,12 @@ class ShallowWaterDataModule(LightningDataModule):
         in_memory_max_gb: float = 4.0,
         num_workers: int = 0,
         device: str = "auto",
+        hyperdiffusion: str = "grid",
+        hyperdiffusion_reference: str = "32x64",
+        initial_lmax: int | None = None,
     ) -> None:
         super().__init__()
+        damped = hyperdiffusion_band(hyperdiffusion, hyperdiffusion_reference, lmax)
         self.spec = DataSpec(
             nlat=nlat,
             nlon=nlon,
@@ -215,6 +224,8 @@ class ShallowWaterDataModule(LightningDataModule):
             num_val_examples=num_val_examples,
             num_test_examples=num_test_examples,
             seeds={split: int(seed) for split, seed in dict(seeds).items()},
+            hyperdiffusion_lmax=damped,
+            initial_lmax=min(damped, lmax) if initial_lmax is None else initial_lmax,
         )
         self.data_root = data_root
         self.batch_size = batch_size

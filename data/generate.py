@@ -47,6 +47,8 @@ CHUNK_POINTS = 2**17
 GPU_CHUNK_POINTS = 2**21
 SPLITS = ("train", "val", "test")
 SECONDS_PER_STEP = 3600.0
+# DataSpec fields whose None (the generation before they existed) stays out of the cache key.
+OPTIONAL_FIELDS = ("hyperdiffusion_lmax", "initial_lmax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +70,24 @@ class DataSpec:
     num_test_examples: int
     seeds: dict  # {"train": int, "val": int, "test": int}
     dtype: str = "float32"
+    # The band whose damping rate per degree the solver applies (data/solver.py hyperdiffusion); None: lmax, the grid's
+    # own (torch-harmonics' rule). A value equal to lmax is stored as None: the key names the damping applied, so the
+    # fixed rule at its reference grid and torch-harmonics' rule there name the same file.
+    hyperdiffusion_lmax: int | None = None
+    # Degrees (and orders) of the initial draw; None: lmax, all the solver keeps. Stored as None when equal to lmax.
+    initial_lmax: int | None = None
 
     def __post_init__(self) -> None:
         # Equal seeds would draw the same initial states: a validation set that repeats training samples.
         if sorted(self.seeds) != sorted(SPLITS) or len(set(self.seeds.values())) != len(SPLITS):
             raise ValueError(f"data.seeds needs a different seed for each of {SPLITS}, got {self.seeds}")
+        if self.hyperdiffusion_lmax is not None and self.hyperdiffusion_lmax < 2:
+            raise ValueError(f"a hyperdiffusion band of {self.hyperdiffusion_lmax} degrees has no degree to damp by")
+        if self.initial_lmax is not None and not 1 <= self.initial_lmax <= self.lmax:
+            raise ValueError(f"data.initial_lmax={self.initial_lmax} must be from 1 to data.lmax={self.lmax}")
+        for name in OPTIONAL_FIELDS:
+            if getattr(self, name) == self.lmax:
+                object.__setattr__(self, name, None)
 
     def split_shape(self, split: str) -> tuple:
         count = {"train": self.num_examples, "val": self.num_val_examples, "test": self.num_test_examples}[split]
@@ -80,7 +95,12 @@ class DataSpec:
         return (count, steps, len(CHANNELS), self.nlat, self.nlon)
 
     def as_json(self) -> str:
+        """The cache key's text. Fields added after format 5 enter it only when set: a spec that generates what
+        format 5 generated keeps its file."""
         fields = dataclasses.asdict(self)
+        for name in OPTIONAL_FIELDS:
+            if fields[name] is None:
+                del fields[name]
         fields["seeds"] = {split: int(self.seeds[split]) for split in SPLITS}
         fields["format_version"] = FORMAT_VERSION
         return json.dumps(fields, sort_keys=True)
@@ -107,7 +127,13 @@ def device_name(device: torch.device) -> str:
 
 def make_solver(spec: DataSpec, device: str = "cpu") -> BatchedShallowWaterSolver:
     solver = BatchedShallowWaterSolver(
-        spec.nlat, spec.nlon, SECONDS_PER_STEP / spec.solver_steps, lmax=spec.lmax, mmax=spec.lmax, grid=spec.grid
+        spec.nlat,
+        spec.nlon,
+        SECONDS_PER_STEP / spec.solver_steps,
+        lmax=spec.lmax,
+        mmax=spec.lmax,
+        grid=spec.grid,
+        hyperdiffusion_lmax=spec.hyperdiffusion_lmax,
     )
     return solver.to(device=resolve_device(device), dtype=getattr(torch, spec.dtype))
 
@@ -121,7 +147,7 @@ def trajectory_chunks(spec: DataSpec, num: int, steps: int, seed: int, device: s
     """
     solver = make_solver(spec, device)
     generator = torch.Generator().manual_seed(seed)
-    initial = solver.random_initial_condition(num, spec.mach, generator, spec.amplitude)
+    initial = solver.random_initial_condition(num, spec.mach, generator, spec.amplitude, spec.initial_lmax)
     points = GPU_CHUNK_POINTS if solver.lap.is_cuda else CHUNK_POINTS
     chunk = max(1, points // (spec.nlat * spec.nlon))
     for start in range(0, num, chunk):

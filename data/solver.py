@@ -11,6 +11,9 @@ dense matrix products:
 
 The matrices are built from torch-harmonics' own transform weights, so the
 numbers are those of ``ShallowWaterSolver.timestep`` up to rounding.
+
+Its hyperdiffusion (`hyperdiffusion`) may be torch-harmonics' own, tied to the grid's highest degree, or that of
+another band: the same damping rate per degree on every grid (docs/data.md).
 """
 
 import torch
@@ -19,6 +22,26 @@ from torch_harmonics.examples import ShallowWaterSolver
 from sphere.fourier import fourier_matrix
 
 ADAMS_BASHFORTH_3 = (23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0)
+# torch-harmonics' hyperdiffusion: the band's highest degree e-folds in this time, a degree l of a band whose highest
+# degree is L in this time x (L(L+1) / l(l+1))^ORDER.
+HYPERDIFFUSION_EFOLD_SECONDS = 2 * 3600.0
+HYPERDIFFUSION_ORDER = 4
+
+
+def hyperdiffusion(lap: torch.Tensor, dt: float, band: int, radius: torch.Tensor) -> torch.Tensor:
+    """The factor that one solver step of ``dt`` seconds multiplies vorticity and divergence by, per (degree, order),
+    shape of ``lap`` (lmax, mmax): exp(-dt / EFOLD x (l(l+1) / L(L+1))^ORDER), L = ``band`` - 1 the highest degree of
+    the band whose damping it applies.
+
+    torch-harmonics' ``ShallowWaterSolver`` builds it as exp(-dt / 2 h x (lap / lap[-1, 0])^4) with its own band:
+    ``band`` = its lmax gives that tensor bit for bit (the reference Laplacian eigenvalue is computed as it computes
+    ``lap``). The rate per second, (l(l+1) / L(L+1))^ORDER / EFOLD, depends on the degree and the band alone, not on
+    the grid or the step: a finer grid given a coarser ``band`` damps each degree the coarse grid keeps at the coarse
+    grid's rate, and its further degrees by the same formula.
+    """
+    highest = torch.tensor(band - 1, dtype=torch.float64, device=lap.device)
+    reference = -highest * (highest + 1) / radius**2  # lap[-1, 0] of a solver whose lmax is ``band``
+    return torch.exp(torch.asarray((-dt / HYPERDIFFUSION_EFOLD_SECONDS) * (lap / reference) ** HYPERDIFFUSION_ORDER))
 
 
 class BatchedShallowWaterSolver(ShallowWaterSolver):
@@ -30,10 +53,15 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
     (mmax, lmax, 6, batch): per order m and degree l, the (real, imaginary)
     parts of the three fields, so that each Legendre transform is one batched
     matrix product over m.
+
+    ``hyperdiffusion_lmax`` is the band whose damping rate per degree the solver applies (`hyperdiffusion`); None:
+    its own lmax, torch-harmonics' rule.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, hyperdiffusion_lmax: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        band = self.lmax if hyperdiffusion_lmax is None else hyperdiffusion_lmax
+        self.hyperdiff = hyperdiffusion(self.lap, self.dt, band, self.radius)  # replaces torch-harmonics' buffer
         if 2 * self.mmax > self.nlon:
             raise ValueError(f"mmax={self.mmax} needs nlon >= {2 * self.mmax} longitudes")
         # Legendre synthesis, (mmax, nlat, lmax): geopotential and vorticity; the two vector-transform matrices
@@ -109,16 +137,24 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
         return dudt
 
     def random_initial_condition(
-        self, num: int, mach: float, generator: torch.Generator, amplitude: float = 1.0
+        self, num: int, mach: float, generator: torch.Generator, amplitude: float = 1.0, band: int | None = None
     ) -> torch.Tensor:
         """``num`` random states drawn as torch-harmonics draws one, from ``generator``, with the anomaly (all but
         the mean geopotential) scaled by ``amplitude``: torch-harmonics' draw leaves little energy in the degrees a
-        coarse grid keeps, so its dynamics are almost linear there."""
+        coarse grid keeps, so its dynamics are almost linear there.
+
+        ``band`` (None: the solver's lmax) limits the draw to degrees and orders below it, as a solver of that lmax
+        draws: the same generator gives a finer grid the very coefficients a coarser grid of that band gets, and
+        leaves its further degrees at rest.
+        """
         ctype = torch.complex128 if self.lap.dtype == torch.float64 else torch.complex64
         llimit = mlimit = 120
-        shape = (num, 3, min(llimit, self.lmax), min(mlimit, self.mmax))
+        if band is not None and not 1 <= band <= self.lmax:
+            raise ValueError(f"an initial band of {band} degrees does not fit the solver's {self.lmax}")
+        degrees, orders = (self.lmax, self.mmax) if band is None else (band, min(band, self.mmax))
+        shape = (num, 3, min(llimit, degrees), min(mlimit, orders))
         noise = torch.randn(shape, dtype=ctype, generator=generator)
-        if shape[2:] != (self.lmax, self.mmax):  # degrees beyond torch-harmonics' limit stay at rest
+        if shape[2:] != (self.lmax, self.mmax):  # degrees beyond the draw (or torch-harmonics' limit) stay at rest
             noise = torch.nn.functional.pad(noise, (0, self.mmax - shape[3], 0, self.lmax - shape[2]))
         # In place, in torch-harmonics' order of operations: a whole split's draw is held at once, and only once.
         uspec = noise.to(self.lap.device)

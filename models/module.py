@@ -101,18 +101,35 @@ class NeuralOperatorModule(LightningModule):
         rollout_means += [f"rollout_rel_l2/{lead}h" for lead in self.val_leads]
         self.val_rollout = nn.ModuleDict({name: MeanMetric() for name in rollout_means})
         self.register_buffer("weights", area_weights(nlat, nlon, grid), persistent=False)
-        # Normalisation of the data the model was trained on, kept in the checkpoint.
+        # Normalisation of the data the model was trained on, kept in the checkpoint: the units the network works in.
         self.register_buffer("mean", torch.zeros(len(channels), 1, 1))
         self.register_buffer("std", torch.ones(len(channels), 1, 1))
+        # Normalisation of the batches it is given, (3, 1, 1) each: its data module's, not saved; None: its own.
+        self.register_buffer("data_mean", None, persistent=False)
+        self.register_buffer("data_std", None, persistent=False)
 
     def setup(self, stage: str) -> None:
+        """Training takes its normalisation from the data; any other stage keeps the checkpoint's, and converts the
+        data module's batches into it (a model tested on other data, e.g. another grid, is not renormalised)."""
         datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and datamodule.mean is not None:
+        if datamodule is None or datamodule.mean is None:
+            return
+        if stage == "fit":
             self.mean.copy_(datamodule.mean)
             self.std.copy_(datamodule.std)
+        self.data_mean = datamodule.mean.clone().to(self.mean)
+        self.data_std = datamodule.std.clone().to(self.std)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        """One hour ahead: (batch, 3, nlat, nlon) -> (batch, 3, nlat, nlon)."""
+        """One hour ahead in the batches' normalisation: (batch, 3, nlat, nlon) -> (batch, 3, nlat, nlon)."""
+        if self.data_mean is None:
+            return self.step(state)
+        # The affine map from the batches' units to the network's: exactly the identity where they are the same.
+        scale, shift = self.data_std / self.std, (self.data_mean - self.mean) / self.std
+        return (self.step(state * scale + shift) - shift) / scale
+
+    def step(self, state: torch.Tensor) -> torch.Tensor:
+        """One hour ahead in the network's own (the checkpoint's) normalisation."""
         update = self.net(state)
         return state + update if self.residual else update
 
@@ -255,7 +272,10 @@ class NeuralOperatorModule(LightningModule):
         return [lead for lead in self.example_leads if lead <= steps]
 
     def to_physical(self, states: torch.Tensor) -> torch.Tensor:
-        return states * self.std + self.mean
+        """Batch-normalised states in physical units."""
+        if self.data_mean is None:
+            return states * self.std + self.mean
+        return states * self.data_std + self.data_mean
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # neuraloperator adds its constructor arguments (functions, classes) to the state

@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -291,3 +292,26 @@ def test_every_device_needs_validation_and_test_examples(tmp_path):
         check(["trainer.devices=4", "batch_size=4", "data.num_val_examples=2", "data.num_test_examples=3"], tmp_path)
     assert "data.num_val_examples=2 leaves some of the 4 devices" in str(error.value)
     assert "raise data.num_test_examples to at least 4 or lower trainer.devices" in str(error.value)
+
+
+def test_a_hyperdiffusion_rule_that_does_not_exist_stops_before_any_work(tmp_path):
+    message = fails_before_any_work(tmp_path, ["data.hyperdiffusion=fixd"])
+    assert "data.hyperdiffusion='fixd' must be one of grid, fixed: pass e.g. data.hyperdiffusion=grid" in message
+    check(["data.hyperdiffusion=grid"], tmp_path)
+    check(["data.hyperdiffusion=fixed"], tmp_path)
+
+
+@pytest.mark.parametrize("reference", ["32", "32x", "x64", "0x64", "32*64"])
+def test_hyperdiffusion_reference_names_a_grid(reference, tmp_path):
+    message = rf"data.hyperdiffusion_reference='?{re.escape(reference)}'? must name a grid as <nlat>x<nlon>: pass e.g."
+    with pytest.raises(ConfigError, match=message):
+        check(["data.hyperdiffusion=fixed", f"data.hyperdiffusion_reference={reference}"], tmp_path)
+    check(["data.hyperdiffusion=fixed", "data.hyperdiffusion_reference=64x128"], tmp_path)
+
+
+@pytest.mark.parametrize("initial", ["0", "12", "many"])
+def test_initial_band_within_the_data_band(initial, tmp_path):
+    with pytest.raises(ConfigError, match=r"data.initial_lmax=.* must be null or an integer from 1 to data.lmax=11"):
+        check([f"data.initial_lmax={initial}"], tmp_path)
+    check(["data.initial_lmax=11"], tmp_path)
+    check(["data.initial_lmax=null"], tmp_path)

@@ -73,7 +73,7 @@ def tiny_spec(**changes) -> DataSpec:
 
 def datamodule(spec: DataSpec, data_root: Path, **options) -> ShallowWaterDataModule:
     fields = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}
-    del fields["dtype"]
+    del fields["dtype"], fields["hyperdiffusion_lmax"]  # the data module takes data.hyperdiffusion's rule instead
     return ShallowWaterDataModule(**fields, data_root=str(data_root), batch_size=4, **options)
 
 

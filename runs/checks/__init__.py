@@ -1,9 +1,9 @@
 """Checks of a composed config that stop bad input before any folder, file, data or W&B run exists.
 
 `check_config` reads only the keys each check needs, so that one problem does not hide the others. Each module
-here holds one kind of check: values (types, ranges, choices), windows (training windows and validation
-rollouts against the trajectories), batches, devices, model, folders, resume; the check of
-`init_from=` lives with the loading it checks, in runs/init_from.py.
+here holds one kind of check: values (types, ranges, choices), hyperdiffusion (the reference grid and the initial
+band), windows (training windows and validation rollouts against the trajectories), batches, devices, model,
+folders, resume; the check of `init_from=` lives with the loading it checks, in runs/init_from.py.
 """
 
 from collections.abc import Callable, Iterator
@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 from runs.checks.batches import check_batches
 from runs.checks.devices import check_data_device
 from runs.checks.folders import check_folders
+from runs.checks.hyperdiffusion import check_hyperdiffusion
 from runs.checks.model import check_model
 from runs.checks.resume import check_resume
 from runs.checks.values import check_choices, check_sizes, check_switches, missing_keys
@@ -30,6 +31,7 @@ CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (
     check_windows,
     check_switches,
     check_choices,
+    check_hyperdiffusion,
     check_batches,
     check_data_device,
     check_model,
