@@ -117,8 +117,9 @@ class NeuralOperatorModule(LightningModule):
         if stage == "fit":
             self.mean.copy_(datamodule.mean)
             self.std.copy_(datamodule.std)
-        self.data_mean = datamodule.mean.clone().to(self.mean)
-        self.data_std = datamodule.std.clone().to(self.std)
+        mean, std = datamodule.mean.to(self.mean), datamodule.std.to(self.std)
+        same = torch.equal(mean, self.mean) and torch.equal(std, self.std)  # no conversion (training, its own data)
+        self.data_mean, self.data_std = (None, None) if same else (mean.clone(), std.clone())
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         """One hour ahead in the batches' normalisation: (batch, 3, nlat, nlon) -> (batch, 3, nlat, nlon)."""

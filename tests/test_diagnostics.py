@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
+from hydra.utils import instantiate
 from torch_harmonics.examples import ShallowWaterSolver
 from torch_harmonics.quadrature import clenshaw_curtiss_weights
 
@@ -38,9 +38,7 @@ def one_thread():
 
 def default_spec(**changes) -> DataSpec:
     """The default data preset (32x64, its amplitude, spin-up and band) as `python train.py` generates it."""
-    data = OmegaConf.to_container(compose_config([]).data, resolve=True)
-    fields = {field.name: data[field.name] for field in dataclasses.fields(DataSpec) if field.name != "dtype"}
-    return DataSpec(**{**fields, **changes})
+    return dataclasses.replace(instantiate(compose_config([]).data).spec, **changes)
 
 
 @pytest.fixture(scope="module")
