@@ -271,6 +271,7 @@ class ShallowWaterDataModule(LightningDataModule):
             seeds={split: int(seed) for split, seed in dict(seeds).items()},
         )
         self.data_root = data_root
+        self.band_limit = lmax  # the data's band edge (degrees the solver keeps), for the test's spectra and invariants
         self.batch_size = batch_size
         self.window_states = window_states
         self.windows_per_epoch = num_examples if windows_per_epoch is None else windows_per_epoch
