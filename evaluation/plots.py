@@ -13,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.collections import LineCollection
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from sphere import INVARIANTS
 
 ChannelCurves = Mapping[str, Sequence[float | None]]  # channel name (or "mean") -> value per lead
 
@@ -234,6 +237,120 @@ def plot_training_curves(metrics_csv: str | Path, path: str | Path) -> Figure:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_invariant_drift(drifts: Mapping[str, np.ndarray], path: str | Path, baselines: Sequence[str] = ()) -> Figure:
+    """Relative drift of mass, energy and potential enstrophy against lead time, one panel per invariant: the truth
+    loses energy and enstrophy to the solver's hyperdiffusion and keeps its mass; a forecast that gains either, or
+    moves the mass, is unphysical whatever its error.
+
+    `drifts` maps a forecast (or "truth") to its mean drift over trajectories, (lead 0..N, invariant) with the
+    invariants of `sphere.INVARIANTS` in order (`evaluation.physics.relative_drift`). Non-finite values (a rollout
+    that blew up) leave gaps. Past a drift of 100% the axis turns symmetric-logarithmic, linear within 1%.
+    """
+    if not drifts:
+        raise ValueError("no drifts to plot")
+    fig = Figure(figsize=(4.5 * len(INVARIANTS), 3.8))
+    _fixed_margins(fig, top_inches=0.35)
+    axes = fig.subplots(1, len(INVARIANTS))
+    styles = _curve_styles(list(drifts), baselines)
+    for index, (ax, invariant) in enumerate(zip(axes, INVARIANTS, strict=True)):
+        values = {
+            label: np.where(np.isfinite(drift[:, index]), drift[:, index], np.nan) for label, drift in drifts.items()
+        }
+        for label, curve in values.items():
+            ax.plot(np.arange(len(curve)), curve, label=label, **styles[label])
+        if np.nanmax(np.abs(np.concatenate(list(values.values()))), initial=0.0) > 1:
+            ax.set_yscale("symlog", linthresh=1e-2)
+        else:
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))  # short tick labels for drifts of 1e-8
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_title(invariant.replace("_", " "))
+        ax.set_xlabel("lead time [h]")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("relative drift from lead 0")
+    axes[0].legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_spectral_ratio(ratios: Mapping[str, np.ndarray], path: str | Path, band_edge: int) -> Figure:
+    """Predicted over true energy per degree, lead against degree, one heat map per forecast: red where a forecast
+    piles energy up, blue where it smooths it away, white where it has the truth's.
+
+    `ratios` maps a forecast to its ratio (lead 1..N, degree 0..L-1) for one channel or the channel mean
+    (`evaluation.physics.spectral_ratio`). The colour scale is logarithmic, centred on 1 and shared by the panels, up
+    to a factor of 100 either way; NaN (no true energy) stays blank. A dashed line marks ``band_edge``, the data's
+    band: the truth has no energy from that degree on.
+    """
+    if not ratios:
+        raise ValueError("no spectral ratios to plot")
+    finite = np.concatenate([ratio[np.isfinite(ratio) & (ratio > 0)] for ratio in ratios.values()])
+    limit = float(np.clip(np.exp(np.abs(np.log(finite)).max()), 1.1, 100.0)) if finite.size else 10.0
+    norm = LogNorm(vmin=1 / limit, vmax=limit)
+    columns = min(len(ratios), 3)
+    rows = math.ceil(len(ratios) / columns)
+    fig = Figure(figsize=(4.2 * columns + 1.2, 3.2 * rows + 0.4))
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=0.8 / width, right=1 - 1.3 / width, bottom=0.55 / height, top=1 - 0.35 / height, wspace=0.3, hspace=0.45
+    )
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (label, ratio) in zip(axes, ratios.items(), strict=False):
+        leads, degrees = ratio.shape
+        mesh = ax.pcolormesh(
+            np.arange(degrees + 1) - 0.5,
+            np.arange(leads + 1) + 0.5,
+            np.ma.masked_invalid(np.where(ratio > 0, ratio, np.nan)),
+            cmap="RdBu_r",
+            norm=norm,
+        )
+        ax.axvline(band_edge - 0.5, color="black", linestyle="--", linewidth=1)
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("degree l")
+        ax.set_ylabel("lead time [h]")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[len(ratios) :]:
+        ax.set_visible(False)
+    colorbar = fig.colorbar(mesh, cax=fig.add_axes((1 - 1.05 / width, 0.55 / height, 0.15 / width, 1 - 0.9 / height)))
+    colorbar.set_label("predicted / true energy")
+    return _save(fig, path)
+
+
+def plot_latitude_bands(
+    errors: Mapping[str, np.ndarray], band_labels: Sequence[str], path: str | Path, baselines: Sequence[str] = ()
+) -> Figure:
+    """Relative L2 error against lead time in each latitude band, one panel per band from the poles to the equator:
+    a model that treats latitude as periodic errs near the poles, which the global error, weighted by area towards
+    low latitudes, hides.
+
+    `errors` maps a forecast to its mean error over trajectories, (band, lead 1..N)
+    (`sphere.diagnostics.latitude_band_relative_l2`); `band_labels` names the bands in that order (e.g. "75-90").
+    """
+    if not errors:
+        raise ValueError("no latitude-band errors to plot")
+    columns = min(len(band_labels), 3)
+    rows = math.ceil(len(band_labels) / columns)
+    fig = Figure(figsize=(4.2 * columns, 3.2 * rows + 0.4))
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=0.8 / width, right=1 - 0.2 / width, bottom=0.55 / height, top=1 - 0.35 / height, wspace=0.3, hspace=0.45
+    )
+    axes = fig.subplots(rows, columns, squeeze=False, sharey=True).ravel()
+    styles = _curve_styles(list(errors), baselines)
+    for band, (ax, band_label) in enumerate(zip(axes, band_labels, strict=False)):
+        for label, error in errors.items():
+            ax.plot(np.arange(1, error.shape[1] + 1), error[band], label=label, **styles[label])
+        ax.set_title(f"|latitude| {band_label} deg", fontsize="medium")
+        ax.set_xlabel("lead time [h]")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(band_labels) :]:
+        ax.set_visible(False)
+    if _spans_over_a_decade(np.concatenate([error.ravel() for error in errors.values()])):
+        axes[0].set_yscale("log")  # shared by every panel
+    for row in range(rows):
+        axes[row * columns].set_ylabel("relative L2 error")
+    axes[0].legend(fontsize="small")
     return _save(fig, path)
 
 

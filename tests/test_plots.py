@@ -6,7 +6,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from evaluation.plots import animate_rollout, plot_maps, plot_power_spectrum, plot_rollout_error, plot_training_curves
+from evaluation.plots import (
+    animate_rollout,
+    plot_invariant_drift,
+    plot_latitude_bands,
+    plot_maps,
+    plot_power_spectrum,
+    plot_rollout_error,
+    plot_spectral_ratio,
+    plot_training_curves,
+)
 
 CHANNELS = ["geopotential", "vorticity", "divergence"]
 
@@ -148,3 +157,36 @@ def test_plot_training_curves_reads_sparse_csv(tmp_path):
     np.testing.assert_array_equal(train_line.get_xdata(), [9, 19, 29])
     np.testing.assert_array_equal(val_line.get_ydata(), [0.6, 0.4])
     assert [line.get_label() for line in error_ax.get_lines()] == ["val/rel_l2", "persistence"]
+
+
+def test_plot_invariant_drift_one_panel_per_invariant_gaps_for_a_blow_up(tmp_path):
+    leads = np.arange(6)[:, None]  # (lead 0..5, invariant)
+    truth = np.hstack([np.zeros((6, 1)), -1e-3 * leads, -5e-3 * leads])
+    blown_up = 10.0**leads * np.ones((6, 3))
+    blown_up[4:] = np.inf
+    path = tmp_path / "drift.png"
+    fig = plot_invariant_drift({"truth": truth, "model": blown_up, "persistence": 0 * truth}, path, ["persistence"])
+    assert path.stat().st_size > 0
+    assert [ax.get_title() for ax in fig.axes] == ["mass", "energy", "potential enstrophy"]
+    assert fig.axes[1].get_yscale() == "symlog"
+
+
+def test_plot_spectral_ratio_a_heat_map_per_forecast_centred_on_one(tmp_path):
+    ratio = np.exp(np.random.default_rng(0).standard_normal((4, 8)))  # (lead, degree)
+    ratio[:, 7] = np.nan  # no true energy there
+    path = tmp_path / "ratio.png"
+    fig = plot_spectral_ratio({"model": ratio, "linear": 1 / ratio}, path, band_edge=6)
+    assert path.stat().st_size > 0
+    heat_maps = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in heat_maps] == ["model", "linear"]
+    (mesh,) = heat_maps[0].collections
+    assert np.isclose(mesh.norm.vmin * mesh.norm.vmax, 1.0)
+
+
+def test_plot_latitude_bands_one_panel_per_band(tmp_path):
+    errors = np.linspace(0.1, 1.0, 6 * 5).reshape(6, 5)  # (band, lead)
+    labels = ["75-90", "60-75", "45-60", "30-45", "15-30", "0-15"]
+    path = tmp_path / "bands.png"
+    fig = plot_latitude_bands({"model": errors, "persistence": 2 * errors}, labels, path, ["persistence"])
+    assert path.stat().st_size > 0
+    assert [ax.get_title() for ax in fig.axes] == [f"|latitude| {label} deg" for label in labels]

@@ -1,0 +1,118 @@
+"""What the reports compute from the per-trajectory physical diagnostics of a rollout (`sphere.diagnostics`): drift of
+the invariants, stability, the climate a forecast settles into, and its spectrum against the truth's.
+
+Plain numpy arrays in and out; tests between configurations go through `evaluation.statistics`.
+"""
+
+import numpy as np
+
+from models.metrics import mean_with_standard_error
+
+# A rollout is stable while its total energy stays within this factor of the truth's, either way.
+ENERGY_FACTOR = 2.0
+
+
+def relative_drift(invariants: np.ndarray) -> np.ndarray:
+    """(..., lead 0..N) -> (..., lead 0..N): (value - value at lead 0) / |value at lead 0|, so 0 at lead 0.
+
+    Lead 0 is the initial state, which forecast and truth share: a forecast's drift against the truth's says what it
+    adds to the solver's own (mass: none; energy and potential enstrophy: the hyperdiffusion's loss).
+    """
+    initial = invariants[..., :1]
+    return (invariants - initial) / np.abs(initial)
+
+
+def stability(forecast_energy: np.ndarray, truth_energy: np.ndarray) -> dict:
+    """Which rollouts stay physical: arrays (trajectory, lead 1..N), the total energy of forecast and truth per
+    one-hour lead (leads 1..N hours, as test_errors.npz's lead_hours).
+
+    A rollout is stable when every value is finite and forecast / truth energy lies within 1 / `ENERGY_FACTOR` to
+    `ENERGY_FACTOR` at every lead. Returns {"stable_fraction": the fraction of stable rollouts, "unstable": their
+    count, "median_exit_lead": the median over the unstable rollouts of the first lead, in hours, at which they leave
+    that range (None when all are stable)}. A rollout that overflows to inf or NaN leaves it there.
+    """
+    if forecast_energy.shape != truth_energy.shape or forecast_energy.ndim != 2:
+        raise ValueError(
+            f"forecast and truth energy must both be (trajectory, lead), got {forecast_energy.shape} and "
+            f"{truth_energy.shape}"
+        )
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ratio = forecast_energy / truth_energy
+        inside = np.isfinite(ratio) & (ratio >= 1 / ENERGY_FACTOR) & (ratio <= ENERGY_FACTOR)  # (trajectory, lead)
+    stable = inside.all(axis=1)
+    exit_leads = np.argmin(inside[~stable], axis=1) + 1  # the first False of each unstable row, as a 1-based lead
+    return {
+        "stable_fraction": float(stable.mean()),
+        "unstable": int((~stable).sum()),
+        "median_exit_lead": float(np.median(exit_leads)) if len(exit_leads) else None,
+    }
+
+
+def climate_bias(forecast_moments: np.ndarray, truth_moments: np.ndarray) -> dict:
+    """The climate a forecast settles into against the solver's, per channel, over the last half of the leads.
+
+    Moments (trajectory, channel, lead, 2): per lead, the area mean of the field and the area mean of its square
+    (float64, or the geopotential's variance drowns in its squared mean). Over the window of the last N // 2 leads
+    (at least one), per trajectory and channel, the time mean is the mean of the area means, and the variance is the
+    spatio-temporal variance over the window, mean of squares minus squared mean. Returns, per channel (arrays of
+    shape (channel,)): "mean_bias" and "variance_bias" (forecast minus truth, averaged over trajectories) with their
+    standard errors over trajectories ("mean_bias_se", "variance_bias_se"), the truth's "truth_mean" and
+    "truth_variance" to scale them by, and "window_leads", the leads averaged over.
+
+    Meaningful only for rollouts well past the predictability horizon: before it, a forecast still follows its own
+    trajectory, and its window statistics differ from the truth's by the weather of that window, not by its climate.
+    """
+    if forecast_moments.shape != truth_moments.shape or forecast_moments.ndim != 4 or forecast_moments.shape[-1] != 2:
+        raise ValueError(
+            f"moments must both be (trajectory, channel, lead, 2), got {forecast_moments.shape} and "
+            f"{truth_moments.shape}"
+        )
+    window = max(1, forecast_moments.shape[2] // 2)
+
+    def window_statistics(moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(trajectory, channel, lead, 2) -> time mean and spatio-temporal variance, (trajectory, channel) each."""
+        mean, mean_square = moments[:, :, -window:].mean(axis=2).transpose(2, 0, 1)
+        return mean, mean_square - mean**2
+
+    forecast_mean, forecast_variance = window_statistics(forecast_moments)
+    truth_mean, truth_variance = window_statistics(truth_moments)
+    mean_bias, mean_bias_se = mean_with_standard_error(forecast_mean - truth_mean)
+    variance_bias, variance_bias_se = mean_with_standard_error(forecast_variance - truth_variance)
+    return {
+        "mean_bias": mean_bias,
+        "mean_bias_se": mean_bias_se,
+        "variance_bias": variance_bias,
+        "variance_bias_se": variance_bias_se,
+        "truth_mean": truth_mean.mean(axis=0),
+        "truth_variance": truth_variance.mean(axis=0),
+        "window_leads": window,
+    }
+
+
+def spectral_ratio(forecast_spectrum: np.ndarray, truth_spectrum: np.ndarray) -> np.ndarray:
+    """Predicted over true energy per degree: (lead, channel, degree) each -> the ratio, same shape.
+
+    Above 1 a forecast piles energy at that scale, below 1 it smooths it away. Degrees where the truth has no energy
+    (none above the data's band, to rounding) give NaN or a meaningless ratio: read those with
+    `energy_fraction_summary` instead.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(truth_spectrum > 0, forecast_spectrum / truth_spectrum, np.nan)
+
+
+def energy_fraction_summary(forecast_fraction: np.ndarray, truth_fraction: np.ndarray) -> dict:
+    """Mean and standard error over trajectories of the energy fraction above the band edge
+    (`sphere.diagnostics.energy_fraction_above`): arrays (trajectory, ..., lead) -> {"forecast", "forecast_se",
+    "truth", "truth_se", "excess", "excess_se"}, each (..., lead).
+
+    "excess" is the forecast's fraction minus the truth's on the same trajectory, so its standard error is the
+    paired one: the truth's fraction above the band is rounding, the forecast's what it made up there.
+    """
+    summary = {}
+    for name, values in (
+        ("forecast", forecast_fraction),
+        ("truth", truth_fraction),
+        ("excess", forecast_fraction - truth_fraction),
+    ):
+        summary[name], summary[f"{name}_se"] = mean_with_standard_error(values)
+    return summary
