@@ -19,7 +19,7 @@ from sphere.diagnostics import Invariants, energy_fraction_above, latitude_band_
 LATITUDE_BANDS = 6  # equal bands from the poles to the equator, both hemispheres each (sphere.diagnostics)
 # The example rollout of the maps and the animation keeps the map leads and at most this many evenly spaced hours:
 # a GIF of a few MB whatever the rollout's length.
-MAX_EXAMPLE_FRAMES = 100
+MAX_EXAMPLE_FRAMES = 50
 
 
 class Trajectories(Protocol):
