@@ -25,7 +25,8 @@ __all__ = [
 
 # The leads, in hours, at which torch-harmonics' shallow-water example reports `pooled_relative_l2`: its
 # autoregressive_inference(..., autoreg_steps=10) with one-hour steps (dt = 3600 s) in examples/train_sfno.py of
-# v0.6.0 to v0.7.3 (the SFNO paper's release), autoreg_steps=30 in v0.7.4. One of its steps is one of our leads.
+# v0.6.0 to v0.7.3 (v0.6.0, June 2023, saves to paper_figures/), autoreg_steps=30 in v0.7.4. One of its steps is
+# one of our leads. From v0.8.0 (installed here) the example reports other metrics (absolute, normalised, one step).
 AUTHORS_LEAD_HOURS = (10, 30)
 
 _NODES = {  # grid name -> torch-harmonics quadrature: (nodes cos(colatitude) on [-1, 1], weights)
@@ -44,8 +45,10 @@ class Invariants(torch.nn.Module):
     - mass: the area mean of phi. Its tendency is minus a divergence, -div(phi u), whose global integral vanishes;
       the solver's spectral scheme keeps the degree-0 coefficient of phi exactly (its tendency is multiplied by the
       Laplacian's eigenvalue 0), so the truth keeps it to rounding.
-    - total energy: the area mean of (phi |u|^2 + phi^2) / 2, kinetic plus available potential energy, g times
-      rho^-1 (h |u|^2 + g h^2) / 2.
+    - total energy: the area mean of (phi |u|^2 + phi^2) / 2 = g (h |u|^2 + g h^2) / 2, kinetic plus potential
+      energy. Most of it is the potential energy of the mean geopotential, mass^2 / 2, constant with the mass, so
+      its relative drifts look small: energy - mass^2 / 2 (kinetic plus the anomaly's potential energy) is the part
+      that can change.
     - potential enstrophy: the area mean of (zeta + f)^2 / (2 phi) = phi q^2 / 2 with the potential vorticity
       q = (zeta + f) / phi and f = 2 Omega sin(latitude), the solver's Coriolis parameter.
 
@@ -128,11 +131,11 @@ def latitude_band_relative_l2(
     model that errs at the poles shows it in band 0 where the global number, dominated by the larger low latitudes,
     hides it.
     """
-    rows = _band_rows(prediction.shape[-2], band_edges(prediction.shape[-2], bands, grid), grid)
-    masks = rows.to(weights.dtype)[:, :, None] * weights  # (band, nlat, 1)
-    error = ((prediction - target).square().unsqueeze(-3) * masks).sum(dim=(-2, -1))  # (..., channel, band)
-    norm = (target.square().unsqueeze(-3) * masks).sum(dim=(-2, -1))
-    return (error / norm).sqrt()
+    nlat = prediction.shape[-2]
+    error = ((prediction - target).square() * weights).sum(dim=-1)  # (..., channel, nlat): each row's share
+    norm = (target.square() * weights).sum(dim=-1)
+    rows = _band_rows(nlat, band_edges(nlat, bands, grid), grid).to(device=error.device, dtype=error.dtype)
+    return (error @ rows.T / (norm @ rows.T)).sqrt()  # rows.T (nlat, band)
 
 
 def energy_fraction_above(spectrum: torch.Tensor, degree: int) -> torch.Tensor:
@@ -151,13 +154,15 @@ def pooled_relative_l2(prediction: torch.Tensor, target: torch.Tensor, weights: 
     (..., channel, nlat, nlon) -> (...).
 
     ``l2loss_sphere(solver, prd, tar, relative=True)`` of examples/train_sfno.py (torch-harmonics v0.6.0 to v0.7.4),
-    which ``autoregressive_inference`` reports per initial condition, mean over 20 or 50 of them, at
-    `AUTHORS_LEAD_HOURS`: sqrt(sum_c int (prd - tar)^2 / sum_c int tar^2), the area integrals (``integrate_grid``)
-    summed over the three channels before the ratio, in physical units (they de-normalise the prediction first).
-    In v0.6.0 it is that root (``squared=False``); from v0.6.5 the default is ``squared=True``, so those versions
-    report its square. Pooled in physical units, it is the geopotential's error relative to the whole geopotential,
-    mean (about 1e5 m^2 s^-2) included: vorticity and divergence (1e-5 s^-1) do not count, and the number is small.
-    ``weights`` (nlat, 1) are any area weights (their normalisation cancels); the input's precision is kept, as theirs.
+    which its ``autoregressive_inference`` reports per random initial condition (20, 50 in v0.7.4), as mean and std,
+    at `AUTHORS_LEAD_HOURS`: sqrt(sum_c int (prd - tar)^2 / sum_c int tar^2), the area integrals (the solver's
+    ``integrate_grid``) summed over the three channels before the ratio, in physical units (it de-normalises the
+    prediction first). v0.6.0 to v0.6.2 report that root (``squared=False``); from v0.6.3 the default is
+    ``squared=True``, so later versions report its square. Pooled in physical units, it is the geopotential's error
+    relative to the whole geopotential, mean (about 1e5 m^2 s^-2) included: vorticity and divergence (1e-5 s^-1)
+    do not count, and the number is small. Their data differ from ours: 256x512 (181x360 Legendre-Gauss in v0.7.4),
+    torch-harmonics' own draw (our data.amplitude=1) and no spin-up. ``weights`` (nlat, 1) are any area weights
+    (their normalisation cancels); the input's precision is kept, as theirs.
     """
     error = ((prediction - target).square() * weights).sum(dim=(-3, -2, -1))
     norm = (target.square() * weights).sum(dim=(-3, -2, -1))

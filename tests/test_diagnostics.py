@@ -176,7 +176,7 @@ def test_energy_fraction_above_a_degree():
 
 
 def l2loss_sphere(solver, prd, tar, relative=False, squared=False):
-    """torch-harmonics v0.6.0, examples/train_sfno.py, verbatim (``squared=True`` by default from v0.6.5): the
+    """torch-harmonics v0.6.0, examples/train_sfno.py, verbatim (``squared=True`` by default from v0.6.3): the
     package ships the solver's ``integrate_grid`` it calls, not the function."""
     loss = solver.integrate_grid((prd - tar) ** 2, dimensionless=True).sum(dim=-1)
     if relative:
