@@ -32,12 +32,14 @@ CONFIDENCE = 0.95  # of the paired tests' intervals of the difference
 # default SFNO is 0.15 and still rising, persistence's 1.5: 100 h is a conservative guess at the horizon, not a
 # measured one.
 CLIMATE_AFTER_HOURS = 100
+# What test_metrics.json says of the authors' metric (sphere.diagnostics.pooled_relative_l2 has the details).
 AUTHORS_METRIC_SOURCE = (
     "torch-harmonics' shallow-water example (examples/train_sfno.py, v0.6.0 to v0.7.4): l2loss_sphere(relative=True), "
-    "the relative L2 error in physical units with the three channels pooled before the ratio, mean over initial "
-    "conditions, after 10 one-hour steps (30 from v0.7.4). v0.6.0 reports this root; from v0.6.5 its default is "
-    "squared=True, and those versions report its square. Dominated by the geopotential's mean (about 1e5 m^2 s^-2), "
-    "so far smaller than rel_l2."
+    "the relative L2 error in physical units with the three channels pooled before the ratio, mean over 20 random "
+    "initial conditions (50 in v0.7.4), after 10 one-hour steps (30 in v0.7.4). v0.6.0 to v0.6.2 report this root, "
+    "later versions its square. Dominated by the geopotential's mean (about 1e5 m^2 s^-2), so far smaller than "
+    "rel_l2. Their data differ: 256x512 grids (181x360 in v0.7.4), torch-harmonics' own initial draw "
+    "(data.amplitude=1), no spin-up."
 )
 
 
