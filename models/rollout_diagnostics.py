@@ -4,9 +4,13 @@ any length is measured hour by hour and never held whole.
 
 States come in two units: normalised (what the networks see; the errors of METRICS without physical units, the
 latitude bands and the power spectra are taken there, as `rel_l2` is) and physical (the invariants, the channel
-moments and the authors' pooled metric, whose meaning needs the fields' own units).
+moments and the authors' pooled metric, whose meaning needs the fields' own units). Every measure is taken in float32
+or float64 at full precision, whatever the run's (`trainer.precision=bf16-mixed`, TensorFloat32): the truth's energy
+above the band edge is 1e-13 of the whole, and a drift of the mass of 1e-8 has to show.
 """
 
+import functools
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -15,6 +19,7 @@ from torch import nn
 
 from models.metrics import METRICS, angular_power_spectrum, area_mean, area_weights, spectrum_transform
 from sphere.diagnostics import Invariants, energy_fraction_above, latitude_band_relative_l2, pooled_relative_l2
+from sphere.matmul import highest_matmul_precision
 
 LATITUDE_BANDS = 6  # equal bands from the poles to the equator, both hemispheres each (sphere.diagnostics)
 # The example rollout of the maps and the animation keeps the map leads and at most this many evenly spaced hours:
@@ -37,6 +42,19 @@ def example_frame_hours(steps: int, map_leads: list[int], max_frames: int = MAX_
     return sorted(set(spaced.tolist()) | {lead for lead in map_leads if lead <= steps})
 
 
+def full_precision(measure: Callable[..., dict[str, torch.Tensor]]) -> Callable[..., dict[str, torch.Tensor]]:
+    """``measure(self, *fields)`` with autocast off, float32 matrix products at full precision and its fields in
+    float32 at least (a forecast of a bfloat16 network may come in bfloat16)."""
+
+    @functools.wraps(measure)
+    def wrapped(self: nn.Module, *fields: torch.Tensor) -> dict[str, torch.Tensor]:
+        device = fields[0].device.type
+        with torch.autocast(device_type=device, enabled=False), highest_matmul_precision():
+            return measure(self, *(field.float() if field.dtype != torch.float64 else field for field in fields))
+
+    return wrapped
+
+
 class LeadDiagnostics(nn.Module):
     """Per-trajectory measures of the states at one lead.
 
@@ -53,6 +71,7 @@ class LeadDiagnostics(nn.Module):
         self.invariants = Invariants(nlat, nlon, grid, band_limit)
         self.register_buffer("weights", area_weights(nlat, nlon, grid), persistent=False)
 
+    @full_precision
     def of_states(self, normalised: torch.Tensor, physical: torch.Tensor) -> dict[str, torch.Tensor]:
         """Measures of each source's own states (the truth's or a forecast's), (..., 3, nlat, nlon) each ->
         "invariants" (..., invariant), "moments" (..., channel, 2): the area mean and mean square in physical units,
@@ -67,6 +86,7 @@ class LeadDiagnostics(nn.Module):
             "energy_fraction_above": energy_fraction_above(spectrum, self.band_limit).double(),
         }
 
+    @full_precision
     def of_errors(
         self,
         forecast: torch.Tensor,
