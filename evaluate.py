@@ -1,9 +1,11 @@
 """Test an existing run again, without training: `python evaluate.py <run folder> [overrides] [--checkpoint last]`.
 
-The run's saved config (.hydra/config.yaml) with Hydra-syntax overrides (`eval.rollout_steps=100 batch_size=64
-trainer.devices=2 data=64x128`) gives the data, the rollout and the trainer; the model comes from its checkpoint,
-with its own normalisation. `data=64x128 data.hyperdiffusion=fixed` tests a 32x64 run on the same equation sampled
-twice as finely (docs/evaluation.md).
+The run's saved config (.hydra/config.yaml) with Hydra-syntax overrides (`eval.rollout_steps=500 batch_size=64
+trainer.devices=2 data=64x128`) gives the data, the rollout and the trainer; the model comes from its checkpoint.
+The training data keeps the run's length (its cache file, statistics and baselines): a longer test rollout gets
+test trajectories of its own length, generated once into a file beside the cache file and streamed hour by hour.
+The model keeps its own normalisation: `data=64x128 data.hyperdiffusion=fixed` tests a 32x64 run on the same
+equation sampled twice as finely (docs/evaluation.md).
 Each evaluation writes into a folder of its own, <run>/eval/<date>_<time>_<overrides>/ (runs/folder.py):
 test_metrics.json, test_errors.npz, plots/, the config and overrides it ran with and evaluate.log, never over the
 training's report.
@@ -20,7 +22,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import custom_resolvers
-from runs.checks.hyperdiffusion import check_hyperdiffusion
+from runs.checks import EVALUATION_CHECKS, check_config
 from runs.folder import (
     EVAL_CONFIG,
     EVAL_LOG,
@@ -37,15 +39,22 @@ log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 CONFIG_NAME = "neuraloperator"  # train.py's top-level config
+# Data keys that follow eval.* keys in the config: an evaluation keeps the run's values, so that a longer rollout
+# (eval.rollout_steps=500) does not regenerate the training data under new statistics and baselines.
+TRAINED_DATA_KEYS = ("data.rollout_steps", "data.val_rollout_steps")
+# The test trajectories' hours follow the test rollout, also in runs saved before the key existed.
+TEST_HOURS_KEY, TEST_HOURS = "data.test_rollout_steps", "${eval.rollout_steps}"
 # The other ranks of `trainer.devices=2` run this script again: they find rank 0's folder here.
 FOLDER_VARIABLE = "EVALUATE_FOLDER"
 
 
 def evaluation_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     """The run's saved config with ``overrides``: a key (`batch_size=64`, `+key=value`) is set in it; a group choice
-    (`data=64x128`) replaces the group's node by the option as config/ holds it now. Raises ValueError naming an
-    override that cannot apply."""
+    (`data=64x128`) replaces the group's node by the option as config/ holds it now. `TRAINED_DATA_KEYS` keep the
+    run's values unless an override sets them. Raises ValueError naming an override that cannot apply, or a
+    `ConfigError` (runs/checks/) for values that cannot work."""
     cfg = saved_config(run_dir)
+    trained = {key: OmegaConf.select(cfg, key) for key in TRAINED_DATA_KEYS}
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as error:
@@ -70,10 +79,15 @@ def evaluation_config(run_dir: Path, overrides: list[str]) -> DictConfig:
             raise ValueError(f"{key} is not a key of the run's config: check its spelling, or add it with +{key}=...")
         else:
             OmegaConf.update(cfg, key, override.value(), merge=False, force_add=True)
-    if problems := list(check_hyperdiffusion(cfg)):  # data=64x128 data.hyperdiffusion=fixed: the same equation
-        raise ValueError("\n".join(problems))
+    overridden = {override.key_or_group for override in parsed}
+    for key, value in trained.items():
+        if key not in overridden:
+            OmegaConf.update(cfg, key, value, merge=False)
+    if OmegaConf.select(cfg, TEST_HOURS_KEY) is None:
+        OmegaConf.update(cfg, TEST_HOURS_KEY, TEST_HOURS, merge=False, force_add=True)
     with open_dict(cfg):
         cfg.output_dir = str(run_dir)  # the saved value is a ${hydra:...} interpolation
+    check_config(cfg, EVALUATION_CHECKS)
     return cfg
 
 

@@ -12,7 +12,9 @@ from data import CHANNELS, hyperdiffusion_band
 from data.generate import (
     DataSpec,
     ensure_cached,
+    ensure_long_test_cached,
     generate_trajectories,
+    long_test_cache_path,
     read_baselines,
     read_stats,
     regenerate_unreadable,
@@ -136,27 +138,74 @@ class InMemoryTrajectories(Dataset):
 
 class HDF5Trajectories(Dataset):
     """Trajectories read from the cache file on access, for splits too large for memory: a (trajectory, first
-    state) sample reads its ``length`` states (None: the whole trajectory), one chunk per state.
+    state) sample reads its ``length`` states (None: the whole trajectory), one chunk per state. ``streamed``: a
+    batch of whole trajectories is a `StreamedTrajectories` that reads one hour at a time (the test split).
 
     The file is opened lazily in each process, so DataLoader workers work.
     """
 
-    def __init__(self, path: str, split: str, mean: torch.Tensor, std: torch.Tensor, length: int | None = None) -> None:
-        self.path, self.split, self.mean, self.std = path, split, mean, std
+    def __init__(
+        self,
+        path: str,
+        split: str,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        length: int | None = None,
+        streamed: bool = False,
+    ) -> None:
+        self.path, self.split, self.mean, self.std, self.streamed = path, split, mean, std, streamed
         with h5py.File(path, "r") as file:
-            self.num, steps = file[split].shape[:2]
+            self.num, steps, *self.state_shape = file[split].shape  # state: (3, nlat, nlon)
         self.length = steps if length is None else length
         self._file = None
 
     def __len__(self) -> int:
         return self.num
 
-    def __getitems__(self, samples: list[tuple[int, int]]) -> torch.Tensor:
+    def __getitems__(self, samples: list[tuple[int, int]]) -> "torch.Tensor | StreamedTrajectories":
+        if self.streamed:
+            return StreamedTrajectories(self.path, self.split, [trajectory for trajectory, _ in samples], self)
         if self._file is None:
             self._file = h5py.File(self.path, "r")
         data = self._file[self.split]
         states = np.stack([data[trajectory, start : start + self.length] for trajectory, start in samples])
         return (torch.from_numpy(states) - self.mean) / self.std
+
+
+class StreamedTrajectories:
+    """A batch of whole trajectories of the cache file, (batch, states, 3, nlat, nlon), left in the file: ``[:, hour]``
+    reads that hour's states of the batch, normalised, on the batch's device (``to``). A test rollout of any length
+    holds one hour of the truth at a time. Pickles without its open file (for loader workers)."""
+
+    def __init__(self, path: str, split: str, trajectories: list[int], source: HDF5Trajectories) -> None:
+        if list(trajectories) != sorted(set(trajectories)):
+            raise ValueError(f"streamed trajectories must be increasing (h5py reads them so), got {trajectories}")
+        self.path, self.split, self.trajectories = path, split, list(trajectories)
+        self.mean, self.std = source.mean, source.std
+        self.shape = (len(trajectories), source.length, *source.state_shape)
+        self.device = torch.device("cpu")
+        self._file = None
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    def __getitem__(self, index: tuple[slice, int]) -> torch.Tensor:
+        """``[:, hour]`` -> (batch, 3, nlat, nlon)."""
+        everything, hour = index if isinstance(index, tuple) and len(index) == 2 else (None, None)
+        if everything != slice(None) or not isinstance(hour, int):
+            raise IndexError(f"streamed trajectories read one hour at a time, [:, hour]; got {index!r}")
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        states = torch.from_numpy(self._file[self.split][self.trajectories, hour])
+        return ((states - self.mean) / self.std).to(self.device)
+
+    def to(self, device: torch.device | str, **_) -> "StreamedTrajectories":
+        """Where the states it reads go (Lightning moves a batch with ``to``)."""
+        self.device = torch.device(device)
+        return self
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None}
 
 
 def _batch_as_is(batch: torch.Tensor) -> torch.Tensor:
@@ -170,7 +219,11 @@ class ShallowWaterDataModule(LightningDataModule):
     consecutive states per epoch, from the ``num_examples`` training trajectories (``rollout_steps + 1`` states,
     the hours a test rollout visits), each starting at a random state from 0 to ``max_window_start`` (None: the
     last one a window fits in), redrawn every epoch (`EpochSampler`). Validation: whole trajectories of
-    ``val_rollout_steps + 1`` states; test: ``rollout_steps + 1``.
+    ``val_rollout_steps + 1`` states; test: ``rollout_steps + 1``, or ``test_rollout_steps + 1`` where that is
+    longer: then the test split comes from a file of its own (`data.generate.ensure_long_test_cached`), the same
+    trajectories continued, and the training split, its statistics and baselines stay those of ``rollout_steps``
+    (a long evaluation of a trained run). A test split read from a file (a long one, or one over
+    ``in_memory_max_gb``) comes in batches of `StreamedTrajectories`, read one hour at a time.
 
     ``hyperdiffusion`` ("grid" or "fixed", `data.HYPERDIFFUSION_RULES`) chooses whose damping the solver applies: the
     grid's own, or that of the grid named ``hyperdiffusion_reference`` (e.g. "32x64"); the initial states are drawn in
@@ -206,6 +259,7 @@ class ShallowWaterDataModule(LightningDataModule):
         hyperdiffusion: str = "grid",
         hyperdiffusion_reference: str = "32x64",
         initial_lmax: int | None = None,
+        test_rollout_steps: int | None = None,
     ) -> None:
         super().__init__()
         damped = hyperdiffusion_band(hyperdiffusion, hyperdiffusion_reference, lmax)
@@ -228,6 +282,7 @@ class ShallowWaterDataModule(LightningDataModule):
             initial_lmax=min(damped, lmax) if initial_lmax is None else initial_lmax,
         )
         self.data_root = data_root
+        self.band_limit = lmax  # the data's band edge (degrees the solver keeps), for the test's spectra and invariants
         self.batch_size = batch_size
         self.window_states = window_states
         self.windows_per_epoch = num_examples if windows_per_epoch is None else windows_per_epoch
@@ -238,6 +293,12 @@ class ShallowWaterDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.solver_device = device  # where data is generated (`data.DEVICES`); not part of the cache key
         self.path = str(self.spec.cache_path(data_root))
+        # Hours of the test trajectories: beyond the main file's, a file of their own.
+        self.test_rollout_steps = rollout_steps if test_rollout_steps is None else test_rollout_steps
+        self.long_test = self.test_rollout_steps > rollout_steps
+        self.test_path = (
+            str(long_test_cache_path(self.spec, data_root, self.test_rollout_steps)) if self.long_test else self.path
+        )
         self.datasets: dict[str, Dataset] = {}
         self.mean = self.std = None
         self.baselines: dict[str, torch.nn.Module] = {}  # `data.baselines.BASELINES`, after setup
@@ -246,6 +307,8 @@ class ShallowWaterDataModule(LightningDataModule):
 
     def prepare_data(self) -> None:
         ensure_cached(self.spec, self.data_root, self.solver_device)
+        if self.long_test:
+            ensure_long_test_cached(self.spec, self.data_root, self.test_rollout_steps, self.solver_device)
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits ``stage`` needs (a cached file's training split is loaded only to train)."""
@@ -268,8 +331,11 @@ class ShallowWaterDataModule(LightningDataModule):
         with h5py.File(self.path, "r") as file:
             for split in splits:
                 length = self.window_states if split == "train" else None
-                if file[split].size * 4 > self.in_memory_max_bytes:
-                    self.datasets[split] = HDF5Trajectories(self.path, split, self.mean, self.std, length)
+                if split == "test" and self.long_test:  # never loaded whole
+                    self.datasets[split] = HDF5Trajectories(self.test_path, split, self.mean, self.std, streamed=True)
+                elif file[split].size * 4 > self.in_memory_max_bytes:
+                    streamed = split == "test"
+                    self.datasets[split] = HDF5Trajectories(self.path, split, self.mean, self.std, length, streamed)
                 else:
                     states = self.normalize_(torch.from_numpy(file[split][()]))
                     self.datasets[split] = InMemoryTrajectories(states.to(self._batch_device()), length)

@@ -15,15 +15,20 @@ default); the device is not part of the cache key, so a file made on a GPU
 serves a CPU run and the other way round: the two agree to float32 rounding.
 Splits stream to the file chunk by chunk, with the training split's statistics
 accumulated as they go, so memory does not grow with the number of examples.
+
+A test rollout longer than the file's test split (`evaluate.py <run> eval.rollout_steps=500`) gets a test split of
+its own length in a file beside it (`long_test_cache_path`), written hour by hour: the training split, statistics
+and baselines of the run are left as they are.
 """
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
@@ -145,28 +150,52 @@ def trajectory_chunks(spec: DataSpec, num: int, steps: int, seed: int, device: s
     The initial states are drawn all at once on the CPU from one generator (they are small): a seed gives the same
     ones on every device and for every chunk size.
     """
+    for hours in hourly_trajectory_chunks(spec, num, steps, seed, device):
+        first = next(hours)
+        states = np.empty((len(first), steps, *first.shape[1:]), dtype=np.float32)
+        states[:, 0] = first
+        for hour, state in enumerate(hours, 1):
+            states[:, hour] = state
+        yield states
+
+
+def hourly_trajectory_chunks(
+    spec: DataSpec, num: int, steps: int, seed: int, device: str = "cpu"
+) -> Iterator[Iterator[np.ndarray]]:
+    """`trajectory_chunks` one hour at a time, for splits whose chunks are too long to hold: per chunk of
+    trajectories, its states hour by hour, (chunk, 3, nlat, nlon) float32 each. The same numbers as
+    `trajectory_chunks`, to the bit, for any ``steps``: a longer split's first hours are a shorter one's. Take a
+    chunk's hours before asking for the next chunk."""
     solver = make_solver(spec, device)
     generator = torch.Generator().manual_seed(seed)
     initial = solver.random_initial_condition(num, spec.mach, generator, spec.amplitude, spec.initial_lmax)
     points = GPU_CHUNK_POINTS if solver.lap.is_cuda else CHUNK_POINTS
     chunk = max(1, points // (spec.nlat * spec.nlon))
     for start in range(0, num, chunk):
-        yield _integrate(solver, spec, initial[start : start + chunk], steps)
+        yield _hourly_states(solver, spec, initial[start : start + chunk], steps)
 
 
-@torch.inference_mode()
-def _integrate(solver: BatchedShallowWaterSolver, spec: DataSpec, initial: torch.Tensor, steps: int) -> np.ndarray:
-    """The grid states of one chunk of trajectories from their spectral ``initial`` states (see `trajectory_chunks`)."""
-    with highest_matmul_precision():  # a run may allow TF32 or bfloat16 for its model, never for its data
-        hourly = solver.integrate(initial, (spec.spinup_steps + steps - 1) * spec.solver_steps, spec.solver_steps)
-        kept = torch.cat([initial[:, None], hourly], dim=1)[:, spec.spinup_steps :]
-        states = solver.spec2grid(kept)
-    if not torch.isfinite(states).all():
-        raise FloatingPointError(
-            f"The shallow-water solver blew up at {spec.nlat}x{spec.nlon} with "
-            f"data.solver_steps={spec.solver_steps} per hour: increase data.solver_steps."
-        )
-    return states.float().cpu().numpy()
+def _hourly_states(
+    solver: BatchedShallowWaterSolver, spec: DataSpec, initial: torch.Tensor, steps: int
+) -> Iterator[np.ndarray]:
+    """The grid states of one chunk of trajectories from their spectral ``initial`` states, hour by hour (see
+    `hourly_trajectory_chunks`). Each hour is computed inside the contexts below, which never outlive a step."""
+    spectral = itertools.chain(
+        [initial], solver.saved_states(initial, (spec.spinup_steps + steps - 1) * spec.solver_steps, spec.solver_steps)
+    )
+    for hour in range(spec.spinup_steps + steps):
+        # A run may allow TF32 or bfloat16 for its model, never for its data.
+        with torch.inference_mode(), highest_matmul_precision():
+            state = next(spectral)
+            if hour < spec.spinup_steps:
+                continue
+            grid = solver.spec2grid(state)
+        if not torch.isfinite(grid).all():
+            raise FloatingPointError(
+                f"The shallow-water solver blew up at {spec.nlat}x{spec.nlon} with "
+                f"data.solver_steps={spec.solver_steps} per hour: increase data.solver_steps."
+            )
+        yield grid.float().cpu().numpy()
 
 
 def generate_trajectories(spec: DataSpec, num: int, steps: int, seed: int, device: str = "cpu") -> np.ndarray:
@@ -278,32 +307,15 @@ def problem_with(path: Path, spec: DataSpec) -> str | None:
 def ensure_cached(spec: DataSpec, data_root: str | os.PathLike, device: str = "cpu") -> Path:
     """Path of a complete cache file for ``spec``, generating it on ``device`` (a ``data.device`` value) if needed.
 
-    Concurrent callers wait on a lock and generate the file once; it is written
-    under a temporary name and renamed when complete, so an interrupted
-    generation never leaves a file that looks complete. A file made on another
-    device serves as it is.
+    A file made on another device serves as it is (see `_generate_once` for concurrent callers).
     """
     resolve_device(device)  # a device that cannot work stops the run, cache hit or not
     path = spec.cache_path(data_root)
-    path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with FileLock(f"{path}.lock"):
-        if path.exists():
-            problem = problem_with(path, spec)
-            if problem is None:
-                log.info("data: cache hit %s, made on %s (%.2f s)", path, made_on(path), time.perf_counter() - started)
-                log_nonlinearity(path, spec)
-                return path
-            log.warning("data: cache file %s is %s; regenerating it", path, problem)
-            path.unlink()
-        for stale in path.parent.glob(f"{path.name}.tmp*"):
-            stale.unlink()
-        partial = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        try:
-            _write(spec, partial, device)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+    if not _generate_once(path, lambda file: problem_with(file, spec), lambda partial: _write(spec, partial, device)):
+        log.info("data: cache hit %s, made on %s (%.2f s)", path, made_on(path), time.perf_counter() - started)
+        log_nonlinearity(path, spec)
+        return path
     count = sum(spec.split_shape(split)[0] for split in SPLITS)
     log.info(
         "data: generated %d trajectories on %s into %s in %.1f s",
@@ -314,6 +326,89 @@ def ensure_cached(spec: DataSpec, data_root: str | os.PathLike, device: str = "c
     )
     log_nonlinearity(path, spec)
     return path
+
+
+def long_test_cache_path(spec: DataSpec, data_root: str | os.PathLike, steps: int) -> Path:
+    """The file of a test split of ``steps`` one-hour steps, longer than the one in ``spec``'s file (a long rollout of
+    evaluate.py): that file's name and the test length, so that its key is ``spec`` and ``steps``."""
+    main = spec.cache_path(data_root)
+    return main.with_name(f"{main.stem}_test{steps}h.h5")
+
+
+def ensure_long_test_cached(spec: DataSpec, data_root: str | os.PathLike, steps: int, device: str = "cpu") -> Path:
+    """Path of the test split of ``spec`` with ``steps`` one-hour steps (`long_test_cache_path`), generated hour by
+    hour if needed: the same seed and initial states as ``spec``'s own test split, whose states it repeats to the
+    bit (see `hourly_trajectory_chunks`), then on to ``steps`` hours. Memory does not grow with ``steps``. The
+    statistics and baselines stay in ``spec``'s file: this one holds the "test" split alone."""
+    resolve_device(device)
+    path = long_test_cache_path(spec, data_root, steps)
+    shape = (spec.num_test_examples, steps + 1, len(CHANNELS), spec.nlat, spec.nlon)
+    key = json.dumps({"spec": spec.as_json(), "test_rollout_steps": steps}, sort_keys=True)
+
+    def problem(file_path: Path) -> str | None:
+        try:
+            with h5py.File(file_path, "r") as file:
+                if file.attrs.get("spec") != key:
+                    return "written for another data configuration"
+                if file["test"].shape != shape:
+                    return "holding a 'test' split of the wrong shape"
+        except (OSError, KeyError) as error:
+            return f"unreadable ({error})"
+        return None
+
+    def write(partial: Path) -> None:
+        with (
+            tqdm(total=shape[0], desc=f"generating {path.name}", unit="traj") as progress,
+            h5py.File(partial, "w") as file,
+        ):
+            file.attrs["device"] = device_name(resolve_device(device))
+            dataset = file.create_dataset("test", shape, np.float32, chunks=(1, 1, *shape[2:]), fletcher32=True)
+            start = 0
+            for hours in hourly_trajectory_chunks(spec, shape[0], shape[1], spec.seeds["test"], device):
+                for hour, states in enumerate(hours):
+                    dataset[start : start + len(states), hour] = states
+                start += len(states)
+                progress.update(len(states))
+            file.attrs["spec"] = key
+
+    started = time.perf_counter()
+    if _generate_once(path, problem, write):
+        log.info(
+            "data: generated %d test trajectories of %d h into %s in %.1f s",
+            shape[0],
+            steps,
+            path,
+            time.perf_counter() - started,
+        )
+    else:
+        log.info("data: cache hit %s", path)
+    return path
+
+
+def _generate_once(path: Path, problem: Callable[[Path], str | None], write: Callable[[Path], None]) -> bool:
+    """Make sure a complete file lies at ``path``: keep the one there unless ``problem(path)`` says why it cannot
+    serve, else ``write`` one. Returns whether it wrote one.
+
+    Concurrent callers wait on a lock and generate the file once; it is written under a temporary name and renamed
+    when complete, so an interrupted generation never leaves a file that looks complete.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if path.exists():
+            reason = problem(path)
+            if reason is None:
+                return False
+            log.warning("data: cache file %s is %s; regenerating it", path, reason)
+            path.unlink()
+        for stale in path.parent.glob(f"{path.name}.tmp*"):
+            stale.unlink()
+        partial = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        try:
+            write(partial)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+    return True
 
 
 def made_on(path: Path) -> str:

@@ -16,6 +16,8 @@ Its hyperdiffusion (`hyperdiffusion`) may be torch-harmonics' own, tied to the g
 another band: the same damping rate per degree on every grid (docs/data.md).
 """
 
+from collections.abc import Iterator
+
 import torch
 from torch_harmonics.examples import ShallowWaterSolver
 
@@ -172,8 +174,12 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
         restarts it with an Euler step on every call). ``uspec`` has shape
         (batch, 3, lmax, mmax); returns (batch, nsteps // save_every, 3, lmax, mmax).
         """
+        return torch.stack(list(self.saved_states(uspec, nsteps, save_every)), dim=1)
+
+    def saved_states(self, uspec: torch.Tensor, nsteps: int, save_every: int) -> Iterator[torch.Tensor]:
+        """`integrate`'s states one at a time, (batch, 3, lmax, mmax) each: a long run holds only the scheme's
+        state."""
         packed = self.pack(uspec)
-        saved = []
         d_new = d_now = d_old = None
         a_new, a_now, a_old = ADAMS_BASHFORTH_3
         for step in range(nsteps):
@@ -186,5 +192,4 @@ class BatchedShallowWaterSolver(ShallowWaterSolver):
             packed[:, :, 2:] *= self.packed_hyperdiff
             d_old, d_now = d_now, d_new
             if (step + 1) % save_every == 0:
-                saved.append(self.unpack(packed))
-        return torch.stack(saved, dim=1)
+                yield self.unpack(packed)

@@ -75,20 +75,26 @@ def plot_maps(
 
 
 def animate_rollout(
-    target: np.ndarray, prediction: np.ndarray, channels: Sequence[str], path: str | Path, fps: int = 4
+    target: np.ndarray,
+    prediction: np.ndarray,
+    channels: Sequence[str],
+    path: str | Path,
+    hours: Sequence[int],
+    fps: int = 4,
 ) -> Path:
-    """A GIF of truth, prediction and error over a whole test rollout, one frame per lead hour, to see in seconds
+    """A GIF of truth, prediction and error over a test rollout, one frame per kept lead hour, to see in seconds
     when and where a rollout goes wrong.
 
-    target, prediction: (steps, channels, nlat, nlon) of one trajectory, latitude from north to south. Colour
-    limits are fixed over the rollout per channel (shared by truth and prediction; symmetric for the error), so
-    growth and decay show. Plain latitude-longitude panels: a frame draws in a fraction of a Mollweide map's time.
+    target, prediction: (frames, channels, nlat, nlon) of one trajectory, latitude from north to south, at lead
+    ``hours``. Colour limits are fixed over the rollout per channel (shared by truth and
+    prediction; symmetric for the error), so growth and decay show. Plain latitude-longitude panels: a frame draws
+    in a fraction of a Mollweide map's time.
     """
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    if prediction.shape != target.shape or target.shape[1] != len(channels):
+    if prediction.shape != target.shape or target.shape[:2] != (len(hours), len(channels)):
         raise ValueError(
-            f"target {target.shape} and prediction {prediction.shape} must both be (steps, "
+            f"target {target.shape} and prediction {prediction.shape} must both be (frames={len(hours)}, "
             f"channels={len(channels)}, nlat, nlon)"
         )
     layout = _PanelLayout(width=10, rows_per_block=1, blocks=len(channels), top=0.45)
@@ -116,7 +122,7 @@ def animate_rollout(
     def draw(step: int) -> list:
         for image, field in images:
             image.set_data(field[step])
-        title.set_text(f"+{step + 1} h")
+        title.set_text(f"+{hours[step]} h")
         return [image for image, _ in images]
 
     path = Path(path)

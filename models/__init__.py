@@ -6,8 +6,10 @@ import importlib
 # The name of the trained network's forecast in test results (test_metrics.json, test_errors.npz); the other
 # forecasts are the data module's baselines. Here, not in module.py, so that reading results costs no torch import.
 MODEL = "model"
+# The name of the solver's own trajectory beside the forecasts in the test's physical diagnostics (test_physics.npz).
+TRUTH = "truth"
 
-__all__ = ["MODEL", "NeuralOperatorModule"]
+__all__ = ["MODEL", "TRUTH", "NeuralOperatorModule"]
 
 
 def __getattr__(name: str) -> object:

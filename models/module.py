@@ -8,18 +8,13 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import MeanMetric
 
-from models import MODEL
+from models import MODEL, TRUTH
 from models.instantiate import instantiate
 from models.latitude import LatitudeInput
-from models.metrics import (
-    METRICS,
-    angular_power_spectrum,
-    area_weights,
-    relative_l2,
-    spectrum_transform,
-    squared_l2_loss,
-)
+from models.metrics import METRICS, area_weights, relative_l2, squared_l2_loss
 from models.precision import spectral_in_float32
+from models.rollout_diagnostics import LATITUDE_BANDS, LeadDiagnostics, Trajectories, example_frame_hours
+from sphere.diagnostics import band_edges
 
 
 def interleave_shards(shards: torch.Tensor, total: int) -> torch.Tensor:
@@ -186,60 +181,111 @@ class NeuralOperatorModule(LightningModule):
             self.log(f"val/{name}", mean, prog_bar=name == "rollout_rel_l2", on_step=False, on_epoch=True)
 
     def on_test_epoch_start(self) -> None:
-        # The data module's baselines (one-hour steppers on normalised states); without a data module, none. Held in
-        # a plain dict: they never enter this module's checkpoints.
-        baselines = getattr(getattr(self.trainer, "datamodule", None), "baselines", None) or {}
+        # The data module's baselines (one-hour steppers on normalised states) and band edge (data.lmax); without a
+        # data module, no baselines and the grid's band. Held in a plain dict: they never enter this module's
+        # checkpoints.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        baselines = getattr(datamodule, "baselines", None) or {}
+        hparams = self.hparams
+        diagnostics = LeadDiagnostics(hparams.nlat, hparams.nlon, hparams.grid, getattr(datamodule, "band_limit", None))
         self._test: dict = {
             "forecasters": {MODEL: self, **{name: stepper.to(self.device) for name, stepper in baselines.items()}},
-            "sht": spectrum_transform(self.hparams.nlat, self.hparams.nlon, self.hparams.grid).to(self.device),
-            "errors": {name: [] for name in METRICS},  # per batch: (forecasts, batch, steps, channels)
-            "spectra": {},
+            "diagnostics": diagnostics.to(self.device),
+            "per_trajectory": [],  # per batch: {measure: (source or forecast, batch, ...)}, see test_step
+            "spectra": 0,  # summed over trajectories: (source, lead, channel, degree)
             "example": None,
         }
 
-    def test_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        """Roll the model and every baseline out from the same initial states; keep every metric of `METRICS` per
-        trajectory, lead and channel, and sum the power spectra of the model's prediction and the truth at the map
-        leads."""
-        batch = batch[:, : self.test_rollout_steps + 1]
-        state, targets = batch[:, 0], batch[:, 1:]  # (B, 3, H, W), (B, steps, 3, H, W)
-        physical_targets = self.to_physical(targets)
-        model_forecast = self.rollout(state, targets.shape[1])
-        errors = {name: [] for name in METRICS}
-        for forecaster in self._test["forecasters"].values():
-            forecast = model_forecast if forecaster is self else roll_out(forecaster, state, targets.shape[1])
-            physical_forecast = self.to_physical(forecast)
-            for name, metric in METRICS.items():
-                pair = (physical_forecast, physical_targets) if metric.physical_units else (forecast, targets)
-                errors[name].append(metric.per_trajectory(*pair, self.weights))  # (B, steps, 3)
-        for name, values in errors.items():
-            self._test["errors"][name].append(torch.stack(values).double())
-        leads = [lead - 1 for lead in self._map_leads(targets.shape[1])]
-        for kind, fields in (("target", targets), ("prediction", model_forecast)):
-            spectra = angular_power_spectrum(fields[:, leads], self._test["sht"]).double().sum(dim=0)  # (leads, 3, l)
-            self._test["spectra"][kind] = self._test["spectra"].get(kind, 0) + spectra
-        if self._test["example"] is None:  # the whole rollout of one trajectory, for the maps and the animation
-            self._test["example"] = (physical_targets[0].cpu(), self.to_physical(model_forecast[0]).cpu())
+    def test_step(self, batch: Trajectories, batch_idx: int) -> None:
+        """Roll the model and every baseline out from the same initial states, lead by lead, and measure each lead
+        (`models.rollout_diagnostics.LeadDiagnostics`) per trajectory: every metric of `METRICS`, the latitude bands
+        and the authors' metric of each forecast; the invariants, channel moments, power spectra and energy above the
+        band edge of each forecast and of the truth. Only those numbers, the states of the current lead and the
+        example's frames are kept: memory does not grow with the rollout beyond per-lead numbers.
+
+        ``batch``: (batch, states, 3, nlat, nlon), read one hour at a time (`models.rollout_diagnostics.Trajectories`).
+        """
+        diagnostics, forecasters = self._test["diagnostics"], self._test["forecasters"]
+        steps = self.test_rollout_steps
+        truth = batch[:, 0]  # (B, 3, H, W), normalised
+        states = dict.fromkeys(forecasters, truth)
+        initial = diagnostics.of_states(truth, self.to_physical(truth))["invariants"]  # (B, invariant)
+        keep_frames = self._test["example"] is None  # one trajectory's rollout, for the maps and the animation
+        frame_hours = example_frame_hours(steps, self.example_leads) if keep_frames else []
+        # Each measure's values at every lead, (..., lead), and the frames, in buffers allocated once: small tensors
+        # kept lead after lead among each lead's large temporaries fragmented the heap, and memory grew with the
+        # rollout (10 MB an hour at 32x64, batch 16).
+        measured: dict[str, torch.Tensor] = {}
+        frames = {
+            kind: truth.new_empty(len(frame_hours), *truth.shape[1:], device="cpu") for kind in ("target", "prediction")
+        }
+        for lead in range(1, steps + 1):
+            truth = batch[:, lead]
+            states = {name: forecaster(states[name]) for name, forecaster in forecasters.items()}
+            forecasts = torch.stack(list(states.values()))  # (forecast, B, 3, H, W)
+            physical_truth, physical_forecasts = self.to_physical(truth), self.to_physical(forecasts)
+            values = diagnostics.of_errors(
+                forecasts, truth.expand_as(forecasts), physical_forecasts, physical_truth.expand_as(forecasts)
+            )
+            values |= diagnostics.of_states(  # the sources: the truth, then the forecasts
+                torch.cat([truth[None], forecasts]), torch.cat([physical_truth[None], physical_forecasts])
+            )
+            values["power_spectrum"] = values["power_spectrum"].sum(dim=1)  # over the batch: (source, channel, degree)
+            for name, value in values.items():
+                if name not in measured:
+                    measured[name] = value.new_empty(*value.shape, steps)
+                measured[name][..., lead - 1] = value
+            if lead in frame_hours:
+                frames["target"][frame_hours.index(lead)] = physical_truth[0]
+                frames["prediction"][frame_hours.index(lead)] = physical_forecasts[0, 0]
+        self._test["spectra"] = self._test["spectra"] + measured.pop("power_spectrum").permute(0, 3, 1, 2)
+        measured["moments"] = measured["moments"].movedim(-1, -2)  # (source, B, channel, lead, moment)
+        sources = measured["invariants"].shape[0]
+        hour_zero = initial.expand(sources, *initial.shape)[..., None]  # every source starts from the truth
+        measured["invariants"] = torch.cat([hour_zero, measured["invariants"]], dim=-1)  # (source, B, inv, hour 0..N)
+        self._test["per_trajectory"].append(measured)
+        if keep_frames:
+            self._test["example"] = frames | {"frame_hours": frame_hours}
 
     def on_test_epoch_end(self) -> None:
-        """Every test trajectory's errors (all ranks, in test-split order) kept in ``test_results``: "forecasts"
-        ("model", then the baselines), "lead_hours", "errors" {metric: (forecast, trajectory, channel, lead)
-        float64}; the mean power spectra at the map leads; one example rollout. Logs each metric with a channel mean
+        """Every test trajectory's measures (all ranks, in test-split order) kept in ``test_results``: "forecasts"
+        ("model", then the baselines), "sources" ("truth", then the forecasts), "lead_hours" (1..N), "errors"
+        {metric: (forecast, trajectory, channel, lead)}, "physics" {"invariants": (source, trajectory, invariant,
+        hour 0..N), "moments": (source, trajectory, channel, lead, 2), "energy_fraction_above": (source, trajectory,
+        channel, lead), "latitude_band_rel_l2": (forecast, trajectory, channel, band, lead),
+        "authors_pooled_rel_l2": (forecast, trajectory, lead), "power_spectrum": (source, lead, channel, degree), the
+        mean over trajectories}, all float64; "band_limit" and "latitude_bands" (their |latitude| edges in degrees);
+        the mean power spectra at the map leads; the example rollout's frames. Logs each metric with a channel mean
         at the map leads."""
-        errors = {
-            name: self._all_trajectories(torch.cat(chunks, dim=1)).permute(0, 1, 3, 2).cpu().numpy()
-            for name, chunks in self._test["errors"].items()
+        batches = self._test["per_trajectory"]
+        measures = {
+            name: self._all_trajectories(torch.cat([batch[name] for batch in batches], dim=1)).cpu().numpy()
+            for name in batches[0]
         }
+        errors = {name: measures.pop(name) for name in METRICS}
         count = next(iter(errors.values())).shape[1]
         steps = next(iter(errors.values())).shape[-1]
         leads = self._map_leads(steps)
-        results = {"forecasts": list(self._test["forecasters"]), "lead_hours": list(range(1, steps + 1))}
-        results["errors"] = errors
-        results["power_spectrum"] = {"lead_hours": leads}
-        for kind, total in self._test["spectra"].items():
-            results["power_spectrum"][kind] = (self.trainer.strategy.reduce(total, reduce_op="sum") / count).cpu()
-        targets, predictions = self._test["example"]
-        results["example"] = {"lead_hours": leads, "target": targets, "prediction": predictions}
+        forecasts = list(self._test["forecasters"])
+        spectra = (self.trainer.strategy.reduce(self._test["spectra"], reduce_op="sum") / count).cpu().numpy()
+        diagnostics = self._test["diagnostics"]
+        results = {
+            "forecasts": forecasts,
+            "sources": [TRUTH, *forecasts],
+            "lead_hours": list(range(1, steps + 1)),
+            "errors": errors,
+            "physics": measures | {"power_spectrum": spectra},
+            "band_limit": diagnostics.band_limit,
+            "latitude_bands": band_edges(self.hparams.nlat, LATITUDE_BANDS, self.hparams.grid),
+        }
+        # The truth's and the model's mean spectra at the map leads, as (lead, channel, degree).
+        lead_index = [lead - 1 for lead in leads]
+        results["power_spectrum"] = {
+            "lead_hours": leads,
+            "target": torch.from_numpy(spectra[0, lead_index]),
+            "prediction": torch.from_numpy(spectra[1, lead_index]),
+        }
+        results["example"] = {"lead_hours": leads, **self._test["example"]}
         self.test_results = results
         self._test = {}
         for name, metric in METRICS.items():

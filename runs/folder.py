@@ -25,6 +25,7 @@ BEST_CHECKPOINTS = "best-*.ckpt"  # the monitored checkpoint's file names in CKP
 ERROR_FILE = "error.txt"
 METRICS_FILE = "test_metrics.json"
 ERRORS_FILE = "test_errors.npz"  # every forecast's errors per test trajectory (evaluation.test_errors)
+PHYSICS_FILE = "test_physics.npz"  # invariants, spectra, latitude bands per test trajectory (evaluation.test_physics)
 METRICS_CSV = "metrics.csv"  # the training curves: Lightning's CSVLogger writes it in the run folder
 PLOTS_DIR = Path("plots")
 WANDB_ID_FILE = "wandb_id.txt"

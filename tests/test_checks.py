@@ -158,10 +158,12 @@ def test_rates_must_be_positive_and_finite(override, tmp_path):
         check([override], tmp_path)
 
 
-def test_eval_rollout_within_the_data_rollout(tmp_path):
-    check(["eval.rollout_steps=100"], tmp_path)  # the test trajectories are as long as the rollout asks
-    with pytest.raises(ConfigError, match=r"eval.rollout_steps=30 must be an integer from 1 to data.rollout_steps=20"):
-        check(["eval.rollout_steps=30", "data.rollout_steps=20"], tmp_path)
+def test_eval_rollout_within_the_test_trajectories(tmp_path):
+    check(["eval.rollout_steps=100"], tmp_path)  # the training and test trajectories are as long as the rollout asks
+    check(["eval.rollout_steps=30", "data.rollout_steps=20"], tmp_path)  # 20-h training, 30-h test trajectories
+    message = r"eval.rollout_steps=30 must be an integer from 1 to the test trajectories' 25 hours .*data.test_rollout"
+    with pytest.raises(ConfigError, match=message):
+        check(["eval.rollout_steps=30", "data.rollout_steps=20", "data.test_rollout_steps=25"], tmp_path)
 
 
 def test_no_full_training_batch(tmp_path):

@@ -22,13 +22,20 @@ from lightning.pytorch import LightningModule, Trainer
 from torch_harmonics.examples import ShallowWaterSolver
 
 from data import generate
-from data.datamodule import EpochSampler, HDF5Trajectories, InMemoryTrajectories, ShallowWaterDataModule
+from data.datamodule import (
+    EpochSampler,
+    HDF5Trajectories,
+    InMemoryTrajectories,
+    ShallowWaterDataModule,
+    StreamedTrajectories,
+)
 from data.generate import (
     SPLITS,
     DataSpec,
     SplitStatistics,
     ensure_cached,
     generate_trajectories,
+    long_test_cache_path,
     made_on,
     make_solver,
     problem_with,
@@ -278,7 +285,7 @@ def test_data_from_the_other_path_agrees_to_float32_rounding():
             4, spec.mach, torch.Generator().manual_seed(0), spec.amplitude
         )
         solver = make_solver(dataclasses.replace(spec, dtype="float64"))
-        other = generate._integrate(solver, spec, initial.to(torch.complex128), 4)
+        other = np.stack(list(generate._hourly_states(solver, spec, initial.to(torch.complex128), 4)), axis=1)
     error = relative_error(torch.from_numpy(other), torch.from_numpy(reference))
     assert 0 < error.max() <= 2e-5, error.amax(dim=(0, 1))
 
@@ -287,13 +294,13 @@ def test_data_is_made_with_full_float32_matmuls_whatever_the_run_allows(monkeypa
     """A run may lower the float32 matmul precision for its model (TF32 on a GPU): not for the solver, and not after."""
     spec = tiny_spec()
     precisions = []
-    integrate = BatchedShallowWaterSolver.integrate
+    tendencies = BatchedShallowWaterSolver.tendencies
 
     def recording(*args, **kwargs):
         precisions.append(torch.get_float32_matmul_precision())
-        return integrate(*args, **kwargs)
+        return tendencies(*args, **kwargs)
 
-    monkeypatch.setattr(BatchedShallowWaterSolver, "integrate", recording)
+    monkeypatch.setattr(BatchedShallowWaterSolver, "tendencies", recording)
     previous = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("high")
     try:
@@ -301,7 +308,7 @@ def test_data_is_made_with_full_float32_matmuls_whatever_the_run_allows(monkeypa
         assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision(previous)
-    assert precisions == ["highest"]
+    assert precisions and set(precisions) == {"highest"}, "every solver step at full float32 precision"
 
 
 def test_second_run_is_a_cache_hit(cached, monkeypatch, caplog):
@@ -469,7 +476,41 @@ def test_lazy_split_gives_the_same_batches_as_an_in_memory_one(cached):
         batches = {name: list(getattr(module, f"{split}_dataloader")()) for name, module in modules.items()}
         assert all(isinstance(batch, torch.Tensor) and batch.shape == shape for batch in batches["memory"])
         for name in ("lazy", "workers"):
-            assert all(torch.equal(a, b) for a, b in zip(batches[name], batches["memory"], strict=True)), name
+            for batch, reference in zip(batches[name], batches["memory"], strict=True):
+                if split == "test":  # whole trajectories read from the file are streamed, one hour at a time
+                    assert isinstance(batch, StreamedTrajectories) and batch.shape == shape, name
+                    assert all(torch.equal(batch[:, hour], reference[:, hour]) for hour in range(shape[1])), name
+                else:
+                    assert torch.equal(batch, reference), name
+
+
+def test_a_longer_test_split_continues_the_test_trajectories_in_a_file_of_its_own(cached, tmp_path):
+    """A test rollout longer than the cached test split (evaluate.py <run> eval.rollout_steps=500) gets test
+    trajectories of its own length from the same seed, in a file of their own: their first hours are the cached
+    split's to the bit, and the cache file (training split, statistics, baselines) is left as it was."""
+    spec, _ = cached
+    main = copy_of(cached, tmp_path)
+    written = main.stat().st_mtime_ns
+    hours = spec.rollout_steps + 4
+    module = datamodule(spec, tmp_path, test_rollout_steps=hours)
+    module.prepare_data()
+    module.setup("test")
+    assert main.stat().st_mtime_ns == written, "the cache file was regenerated"
+    long_path = long_test_cache_path(spec, tmp_path, hours)
+    assert module.test_path == str(long_path)
+    with h5py.File(main) as file, h5py.File(long_path) as long_file:
+        short, long = file["test"][()], long_file["test"][()]
+    assert long.shape == (spec.num_test_examples, hours + 1, 3, 32, 64)
+    assert np.array_equal(long[:, : spec.rollout_steps + 1], short)
+    (batch,) = module.test_dataloader()
+    assert isinstance(batch, StreamedTrajectories) and batch.shape == long.shape
+    for hour in (0, hours):
+        assert torch.equal(batch[:, hour], module.normalize_(torch.from_numpy(long[:, hour])))
+    with pytest.raises(IndexError, match=r"one hour at a time, \[:, hour\]"):
+        batch[:, :2]
+    long_written = long_path.stat().st_mtime_ns
+    module.prepare_data()
+    assert long_path.stat().st_mtime_ns == long_written, "a second evaluation reads the same file"
 
 
 class SampleRecorder(LightningModule):

@@ -16,10 +16,13 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch import Trainer
 
 from evaluation.test_errors import load_test_errors
+from evaluation.test_physics import load_test_physics
 from models.metrics import area_weights, relative_l2
 from runs.checks import ConfigError, check_config
 from runs.distributed import RunFolderDDPStrategy, rank_command, run_folder_strategy, trainer_settings
+from sphere.diagnostics import latitude_band_relative_l2
 from tests.conftest import REPO, TINY_DATA, compose_config, compose_hydra_config, run_train
+from tests.test_run_folders import assert_physics_summaries_are_the_means_of_test_physics
 
 # Two processes of two-sample batches: 8 examples are 2 batches per rank, one optimizer step each (the effective
 # batch, unset as in the README's DDP line, is 2 x 2 devices).
@@ -74,7 +77,8 @@ def test_a_ddp_run_has_one_folder_one_log_one_wandb_run(tmp_path, data_root):
 
 
 def assert_every_test_trajectory_once_in_order(run: Path, cfg) -> None:
-    """test_errors.npz, gathered from both ranks, against persistence's errors computed here on the test split."""
+    """test_errors.npz and test_physics.npz, gathered from both ranks, against persistence's errors computed here on
+    the test split; test_metrics.json's physics summaries from them."""
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
     states = datamodule.datasets["test"].states  # (3, 1 + steps, channels, nlat, nlon), normalised
@@ -87,6 +91,14 @@ def assert_every_test_trajectory_once_in_order(run: Path, cfg) -> None:
         rtol=1e-5,
         atol=0,
     )
+    bands = latitude_band_relative_l2(states[:, :1].expand_as(states[:, 1:]), states[:, 1:], weights)  # (3, steps, ...)
+    torch.testing.assert_close(
+        torch.from_numpy(load_test_physics(run).of("latitude_band_rel_l2", "persistence")),
+        bands.permute(0, 2, 3, 1).double(),
+        rtol=1e-5,
+        atol=0,
+    )
+    assert_physics_summaries_are_the_means_of_test_physics(run)
 
 
 def test_ddp_inside_a_multirun_keeps_every_job_in_its_folder_and_survives_a_failed_job(tmp_path, data_root):

@@ -5,12 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from evaluate import evaluation_config
-from runs.folder import EVAL_CONFIG, EVAL_DIR, EVAL_LOG, METRICS_FILE, SAVED_CONFIG
+from evaluation.test_errors import load_test_errors
+from runs.folder import EVAL_CONFIG, EVAL_DIR, EVAL_LOG, METRICS_FILE, PHYSICS_FILE, SAVED_CONFIG
 from tests.conftest import REPO
+from tests.test_run_folders import assert_physics_summaries_are_the_means_of_test_physics
 
 
 def evaluate(run: Path, *args: str) -> subprocess.CompletedProcess:
@@ -19,9 +22,14 @@ def evaluate(run: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_an_evaluation_with_overrides_gets_its_own_folder_and_leaves_the_runs_report(finished_run):
+def test_a_longer_evaluation_gets_its_own_folder_and_test_data_and_leaves_the_runs_report_and_data(
+    finished_run, data_root
+):
+    """A test rollout longer than the run's (5 h against 3) streams test trajectories of its own length from a file
+    beside the cache file; the run's training data, statistics and baselines are reused as they are."""
     report = (finished_run / METRICS_FILE).read_bytes()
     config = (finished_run / SAVED_CONFIG).read_bytes()
+    cache_files = {path: path.stat().st_mtime_ns for path in data_root.glob("swe_*.h5")}
     result = evaluate(finished_run, "eval.rollout_steps=5", "--checkpoint", "last")
     assert result.returncode == 0, result.stderr[-3000:]
     (folder,) = (finished_run / EVAL_DIR).iterdir()
@@ -33,6 +41,18 @@ def test_an_evaluation_with_overrides_gets_its_own_folder_and_leaves_the_runs_re
     assert "written to" in (folder / EVAL_LOG).read_text()
     assert (finished_run / METRICS_FILE).read_bytes() == report, "the training's report is left as it was"
     assert (finished_run / SAVED_CONFIG).read_bytes() == config
+    # The run's data is untouched; the 5-hour test trajectories are a file of their own.
+    assert {path: path.stat().st_mtime_ns for path in cache_files} == cache_files, "the cache file was regenerated"
+    (long_test,) = set(data_root.glob("swe_*.h5")) - set(cache_files)
+    assert long_test.name.endswith("_test5h.h5")
+    # The same test trajectories: the first three leads are the run's own test (the last checkpoint is the best one
+    # of a one-epoch run).
+    ours, runs = load_test_errors(folder), load_test_errors(finished_run)
+    np.testing.assert_allclose(ours.metrics["rel_l2"][..., :3], runs.metrics["rel_l2"], rtol=1e-6)
+    assert (folder / PHYSICS_FILE).is_file()
+    for key in ("invariants", "stability", "spectral_ratio", "latitude_bands", "authors_pooled_rel_l2"):
+        assert key in metrics, key
+    assert_physics_summaries_are_the_means_of_test_physics(folder)
 
 
 def test_overrides_set_keys_and_replace_groups(finished_run):
@@ -52,6 +72,7 @@ def test_overrides_set_keys_and_replace_groups(finished_run):
         ("eval.rolout_steps=5", "eval.rolout_steps is not a key of the run's config"),
         ("model=fno", "the model of an evaluation is its checkpoint's"),
         ("experiment=gpu", "this group sets keys across the config"),
+        ("eval.rollout_steps=0", "eval.rollout_steps=0 must be an integer from 1 to the test trajectories' 3 hours"),
     ],
 )
 def test_an_override_that_cannot_apply_stops_before_any_folder(finished_run, override, message):

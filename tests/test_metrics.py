@@ -30,6 +30,8 @@ from models.metrics import (
     squared_l2_loss,
 )
 from models.module import interleave_shards
+from models.rollout_diagnostics import MAX_EXAMPLE_FRAMES, example_frame_hours
+from tests.test_run_folders import assert_physics_summaries_are_the_means_of_test_physics
 
 NLAT, NLON = 32, 64
 
@@ -221,8 +223,56 @@ def test_test_stage_keeps_power_spectra_and_the_whole_example_rollout(tested_mod
     expected = angular_power_spectrum(trajectories[:, 2], sht).double().mean(dim=0)
     torch.testing.assert_close(spectrum["target"][0], expected, rtol=1e-5, atol=1e-9)
     example = results["example"]
-    assert example["target"].shape == example["prediction"].shape == (3, 3, NLAT, NLON)  # every lead of the rollout
+    assert example["frame_hours"] == [1, 2, 3], "a short rollout keeps every lead"
+    assert example["target"].shape == example["prediction"].shape == (3, 3, NLAT, NLON)
     torch.testing.assert_close(example["target"], trajectories[0, 1:4])
+
+
+def test_the_example_rollout_keeps_the_map_leads_and_a_bounded_number_of_frames():
+    hours = example_frame_hours(500, [1, 5, 10, 20])
+    assert {1, 5, 10, 20, 500} <= set(hours) and len(hours) <= MAX_EXAMPLE_FRAMES + 4
+    assert hours == sorted(set(hours))
+    spacing = np.diff([hour for hour in hours if hour > 20])
+    assert spacing.max() - spacing.min() <= 1, "evenly spaced"
+    assert example_frame_hours(30, [1, 5, 10, 20, 50]) == list(range(1, 31)), "every hour; map leads past the end go"
+
+
+def test_a_ten_hour_test_keeps_only_the_example_frames_and_reports_the_authors_metric_at_their_lead(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr("models.module.example_frame_hours", lambda steps, leads: example_frame_hours(steps, leads, 2))
+    trajectories = truth_trajectories(count=3, steps=10)
+    module = shift_module(test_rollout_steps=10, example_leads=[3])
+    trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.test(module, datamodule=TinyData(trajectories), verbose=False)
+    example = module.test_results["example"]
+    assert example["frame_hours"] == [1, 3, 10] and example["lead_hours"] == [3]
+    assert example["target"].shape == example["prediction"].shape == (3, 3, NLAT, NLON)
+    torch.testing.assert_close(example["target"], trajectories[0, [1, 3, 10]])
+    hours = torch.tensor([1.0, 3, 10]).reshape(3, 1, 1, 1)
+    torch.testing.assert_close(example["prediction"], trajectories[0, 0] + 0.5 * hours)
+    write_run_report(module.test_results, list(CHANNELS), {}, tmp_path)
+    record = json.loads((tmp_path / "test_metrics.json").read_text())
+    assert record["authors_pooled_rel_l2"]["lead_hours"] == [10], "their 10-h lead; 30 h lies past the rollout"
+    assert_physics_summaries_are_the_means_of_test_physics(tmp_path)
+
+
+def test_test_physics_holds_every_trajectorys_diagnostics_and_the_json_their_means(tested_module, tmp_path):
+    module, trajectories = tested_module
+    physics = module.test_results["physics"]
+    assert physics["invariants"].shape == (5, 7, 3, 4)  # truth and four forecasts, trajectories, invariants, hours 0-3
+    assert physics["latitude_band_rel_l2"].shape == (4, 7, 3, 6, 3)  # forecasts, trajectories, channels, bands, leads
+    assert physics["moments"].shape == (5, 7, 3, 3, 2) and physics["authors_pooled_rel_l2"].shape == (4, 7, 3)
+    np.testing.assert_array_equal(
+        physics["invariants"][:, :, :, 0], np.broadcast_to(physics["invariants"][0, :, :, 0], (5, 7, 3))
+    )
+    area_means = physics["moments"][0, :, :, :, 0]  # the truth's, (trajectory, channel, lead)
+    weights = area_weights(NLAT, NLON).double()
+    np.testing.assert_allclose(
+        area_means, area_mean(trajectories[:, 1:4].double(), weights).permute(0, 2, 1), rtol=1e-6, atol=1e-9
+    )
+    write_run_report(module.test_results, list(CHANNELS), {}, tmp_path)
+    assert_physics_summaries_are_the_means_of_test_physics(tmp_path)
 
 
 def test_power_spectrum_of_a_single_harmonic_sits_at_its_degree():

@@ -125,12 +125,12 @@ def test_plot_power_spectrum_one_row_per_job_log_energy(tmp_path):
     assert len(fig.axes[0].get_lines()) == 2 * 2  # (prediction, truth) x leads
 
 
-def test_animate_rollout_writes_a_gif_with_a_frame_per_lead(tmp_path):
+def test_animate_rollout_writes_a_gif_with_a_frame_per_kept_lead(tmp_path):
     rng = np.random.default_rng(0)
-    target = rng.standard_normal((3, 3, 8, 16))  # (steps, channels, nlat, nlon)
+    target = rng.standard_normal((3, 3, 8, 16))  # (frames, channels, nlat, nlon)
     path = tmp_path / "plots" / "rollout.gif"
 
-    assert animate_rollout(target, target + 0.1, CHANNELS, path) == path
+    assert animate_rollout(target, target + 0.1, CHANNELS, path, hours=[1, 50, 100]) == path
 
     with Image.open(path) as gif:
         assert gif.format == "GIF"

@@ -68,6 +68,10 @@ def test_bf16_mixed_trains_and_tests_on_cpu(tmp_path, data_root):
     assert all(value.dtype != torch.bfloat16 for value in checkpoint["state_dict"].values()), "float32 weights"
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert all(math.isfinite(value) for value in metrics["rel_l2"]["model"]["mean"])
+    # The test's diagnostics at full precision: the truth has no energy above the data's band (bfloat16 spectra
+    # would show a thousandth there).
+    truth = metrics["spectral_ratio"]["energy_fraction_above"]["persistence"]["mean"]["truth"]
+    assert max(truth) < 1e-9, truth
 
 
 @pytest.fixture

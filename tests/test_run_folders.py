@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from data import CHANNELS
+from evaluation.physics import ENERGY_FACTOR
 from evaluation.test_errors import load_test_errors
+from evaluation.test_physics import load_test_physics
+from sphere import INVARIANTS
+from sphere.diagnostics import AUTHORS_LEAD_HOURS
 from tests.conftest import TINY, compose_hydra_config, run_train
 
 STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
@@ -53,6 +57,9 @@ def test_a_run_leaves_one_complete_folder(tmp_path, data_root):
     assert len(list((run / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
     assert "run folder" in (run / "train.log").read_text()
     assert_metrics_are_the_means_of_test_errors(run)
+    assert_physics_summaries_are_the_means_of_test_physics(run)
+    for plot in ("invariant_drift.png", "latitude_bands.png", "spectral_ratio.png"):
+        assert (run / "plots" / plot).is_file(), plot
 
 
 def assert_metrics_are_the_means_of_test_errors(run: Path) -> None:
@@ -72,6 +79,59 @@ def assert_metrics_are_the_means_of_test_errors(run: Path) -> None:
         np.testing.assert_allclose(metrics["rel_l2"][forecast]["mean"], channel_mean.mean(axis=0), atol=1e-6)
         standard_error = channel_mean.std(axis=0, ddof=1) / np.sqrt(len(channel_mean))
         np.testing.assert_allclose(metrics["rel_l2_se"][forecast]["mean"], standard_error, atol=1e-6)
+
+
+def assert_physics_summaries_are_the_means_of_test_physics(folder: Path) -> None:
+    """test_physics.npz holds every forecast's and the truth's diagnostics per test trajectory, on test_errors.npz's
+    trajectories and leads; test_metrics.json's summaries are computed from it alone."""
+    physics, errors = load_test_physics(folder), load_test_errors(folder)
+    metrics = json.loads((folder / "test_metrics.json").read_text())
+    forecasts = errors.forecasts
+    assert physics.labels["forecast"].tolist() == forecasts and physics.labels["source"].tolist() == [
+        "truth",
+        *forecasts,
+    ]
+    assert physics.labels["lead"].tolist() == errors.lead_hours and physics.num_trajectories == errors.num_trajectories
+    assert physics.labels["hour"].tolist() == [0, *errors.lead_hours]
+    columns = [*CHANNELS, "mean"]
+    for source in ["truth", *forecasts]:
+        invariants = physics.of("invariants", source)  # (trajectory, invariant, hour 0..N)
+        drift = (invariants - invariants[..., :1]) / np.abs(invariants[..., :1])
+        for index, invariant in enumerate(INVARIANTS):
+            expected = drift[:, index].mean(axis=0)
+            reported = metrics["invariants"]["relative_drift"][source][invariant]
+            np.testing.assert_allclose(finite_or_nan(reported), finite_or_nan(expected), rtol=1e-6, atol=1e-12)
+    truth_fraction = physics.of("energy_fraction_above", "truth")  # (trajectory, channel, lead)
+    truth_energy = physics.of("invariants", "truth")[:, INVARIANTS.index("energy"), 1:]
+    for forecast in forecasts:
+        bands = physics.of("latitude_band_rel_l2", forecast)  # (trajectory, channel, band, lead)
+        fraction = physics.of("energy_fraction_above", forecast)
+        summary = metrics["spectral_ratio"]["energy_fraction_above"][forecast]
+        for index, column in enumerate(columns):
+            per_trajectory = bands.mean(axis=1) if column == "mean" else bands[:, index]
+            reported = metrics["latitude_bands"]["rel_l2"][forecast][column]
+            np.testing.assert_allclose(finite_or_nan(reported), finite_or_nan(per_trajectory.mean(axis=0)), atol=1e-6)
+            ours, truth = (
+                (values.mean(axis=1) if column == "mean" else values[:, index]) for values in (fraction, truth_fraction)
+            )
+            for name, values in (("forecast", ours), ("excess", ours - truth)):
+                expected = finite_or_nan(values.mean(axis=0))
+                np.testing.assert_allclose(finite_or_nan(summary[column][name]), expected, atol=1e-6)
+        pooled = physics.of("authors_pooled_rel_l2", forecast).mean(axis=0)  # (lead,)
+        their_leads = [lead for lead in AUTHORS_LEAD_HOURS if lead <= len(errors.lead_hours)]
+        expected = finite_or_nan([pooled[lead - 1] for lead in their_leads])
+        np.testing.assert_allclose(
+            finite_or_nan(metrics["authors_pooled_rel_l2"]["mean"][forecast]), expected, atol=1e-6
+        )
+        ratio = physics.of("invariants", forecast)[:, INVARIANTS.index("energy"), 1:] / truth_energy
+        stable = (np.isfinite(ratio) & (ratio <= ENERGY_FACTOR) & (ratio >= 1 / ENERGY_FACTOR)).all(axis=1)
+        assert metrics["stability"][forecast]["stable_fraction"] == stable.mean()
+
+
+def finite_or_nan(values: list[float | None] | np.ndarray) -> np.ndarray:
+    """test_metrics.json writes a value that is not finite as null: NaN on both sides compares equal."""
+    values = np.array([np.nan if value is None else value for value in values], dtype=float)
+    return np.where(np.isfinite(values), values, np.nan)
 
 
 def test_debug_runs_replace_the_debug_folder_and_skip_wandb(tmp_path, data_root):

@@ -10,7 +10,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import WandbLogger
 
 from evaluation.callbacks import log_images
-from evaluation.run_report import metrics_record, write_run_report
+from evaluation.run_report import CLIMATE_AFTER_HOURS, metrics_record, physics_record, rollout_physics, write_run_report
 from evaluation.test_errors import TrajectoryErrors, load_test_errors
 from models.metrics import METRICS
 
@@ -31,7 +31,24 @@ def channel_curves(mean_over_channels: list[float]) -> np.ndarray:
     return np.array([[0.5], [1.0], [1.5]]) * np.array(mean_over_channels)
 
 
-def results() -> dict:
+def physics(steps: int) -> dict[str, np.ndarray]:
+    """Per-trajectory physical diagnostics of the truth and each forecast as the module leaves them, random: every
+    source starts from the truth's invariants."""
+    rng = np.random.default_rng(1)
+    sources, forecasts = len(FORECASTS) + 1, len(FORECASTS)
+    invariants = 1 + 0.01 * rng.random((sources, TRAJECTORIES, 3, steps + 1))
+    invariants[..., 0] = invariants[0, ..., 0]
+    return {
+        "invariants": invariants,  # (source, trajectory, invariant, hour 0..N)
+        "moments": rng.random((sources, TRAJECTORIES, 3, steps, 2)),
+        "energy_fraction_above": 1e-3 * rng.random((sources, TRAJECTORIES, 3, steps)),
+        "latitude_band_rel_l2": rng.random((forecasts, TRAJECTORIES, 3, 6, steps)),
+        "authors_pooled_rel_l2": rng.random((forecasts, TRAJECTORIES, steps)),
+        "power_spectrum": rng.random((sources, steps, 3, DEGREES)),  # the mean over trajectories
+    }
+
+
+def results(steps: int = STEPS) -> dict:
     """Test results as the module leaves them: per-trajectory errors of each forecast, trajectories much alike
     (a spread of 0.001 against differences of 0.01 or more: every difference of means is significant)."""
     rel_l2 = {
@@ -49,10 +66,14 @@ def results() -> dict:
     spectrum = torch.rand(2, 3, DEGREES, dtype=torch.float64)
     return {
         "forecasts": FORECASTS,
-        "lead_hours": [1, 2, 3],
+        "sources": ["truth", *FORECASTS],
+        "lead_hours": list(range(1, steps + 1)),
         "errors": errors,  # (forecast, trajectory, channel, lead)
+        "physics": physics(steps),
+        "band_limit": 5,
+        "latitude_bands": [(90.0 - 15 * (band + 1), 90.0 - 15 * band) for band in range(6)],
         "power_spectrum": {"lead_hours": [1, 3], "target": spectrum, "prediction": 2 * spectrum},
-        "example": {"lead_hours": [1, 3], "target": example, "prediction": example + 0.1},
+        "example": {"lead_hours": [1, 3], "frame_hours": [1, 2, 3], "target": example, "prediction": example + 0.1},
     }
 
 
@@ -148,7 +169,16 @@ def test_undefined_standard_errors_and_tests_are_null_in_strict_json():
 def test_write_run_report_writes_errors_metrics_figures_and_the_animation_wandb_plays(tmp_path):
     paths = write_run_report(results(), CHANNELS, {"model": "sfno"}, tmp_path)
 
-    assert set(paths) == {"rollout_rel_l2", "rollout_rmse", "maps", "power_spectrum", "rollout"}
+    assert set(paths) == {
+        "rollout_rel_l2",
+        "rollout_rmse",
+        "maps",
+        "power_spectrum",
+        "rollout",
+        "invariant_drift",
+        "latitude_bands",
+        "spectral_ratio",
+    }
     assert paths["rollout"] == tmp_path / "plots" / "rollout.gif"
     for path in paths.values():
         assert path.stat().st_size > 0, path
@@ -168,10 +198,13 @@ def test_write_run_report_writes_errors_metrics_figures_and_the_animation_wandb_
         logger.experiment.finish()
     media = tmp_path.glob("wandb/offline-run-*/files/media/*/test/*")
     assert sorted(path.parent.parent.name + "/" + path.name.rsplit("_", 2)[0] for path in media) == [
+        "images/invariant_drift",
+        "images/latitude_bands",
         "images/maps",
         "images/power_spectrum",
         "images/rollout_rel_l2",
         "images/rollout_rmse",
+        "images/spectral_ratio",
         "videos/rollout",
     ], "the GIF goes to W&B as a video, the PNGs as images"
 
@@ -179,3 +212,31 @@ def test_write_run_report_writes_errors_metrics_figures_and_the_animation_wandb_
 def test_trajectory_errors_refuse_arrays_that_do_not_match_their_names():
     with pytest.raises(ValueError, match=r"rel_l2 has shape \(4, 6, 2, 3\).*3 channels"):
         TrajectoryErrors(FORECASTS, CHANNELS, [1, 2, 3], {"rel_l2": np.zeros((4, 6, 2, 3))})
+
+
+@pytest.mark.parametrize(
+    ("steps", "with_climate"), [(3, False), (2 * CLIMATE_AFTER_HOURS - 2, False), (2 * CLIMATE_AFTER_HOURS, True)]
+)
+def test_physics_record_compares_the_climate_only_over_a_last_half_past_the_horizon(steps, with_climate):
+    record = physics_record(rollout_physics(results(steps), CHANNELS), CHANNELS)
+    assert set(record) == {"invariants", "stability", "spectral_ratio", "latitude_bands", "authors_pooled_rel_l2"}
+    for forecast in FORECASTS:
+        assert ("climate_bias" in record["stability"][forecast]) == with_climate
+        assert {"stable_fraction", "unstable", "median_exit_lead"} <= set(record["stability"][forecast])
+    if with_climate:
+        assert record["stability"]["model"]["climate_bias"]["window_leads"] == CLIMATE_AFTER_HOURS
+        assert list(record["stability"]["model"]["climate_bias"]["mean_bias"]) == CHANNELS
+    drift = record["invariants"]["relative_drift"]
+    assert list(drift) == ["truth", *FORECASTS] and drift["truth"]["energy"][0] == 0.0, "no drift at lead 0"
+    assert record["latitude_bands"]["labels"] == ["75-90", "60-75", "45-60", "30-45", "15-30", "0-15"]
+    assert len(record["latitude_bands"]["rel_l2"]["model"]["mean"]) == 6  # per band, per lead
+    assert record["authors_pooled_rel_l2"]["lead_hours"] == [lead for lead in (10, 30) if lead <= steps]
+    assert record["spectral_ratio"]["band_limit"] == 5
+    assert set(record["spectral_ratio"]["energy_fraction_above"]["linear"]["mean"]) == {
+        "forecast",
+        "forecast_se",
+        "truth",
+        "truth_se",
+        "excess",
+        "excess_se",
+    }

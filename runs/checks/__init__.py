@@ -41,13 +41,26 @@ CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (
 )
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise `ConfigError` listing every problem of ``cfg`` (the task config, with or without its `hydra` node)."""
+# What an evaluation of a trained run (evaluate.py) can get wrong with its overrides: training batches, the run's
+# folders, resume and starting weights are not its concern.
+EVALUATION_CHECKS: tuple[Callable[[DictConfig], Iterator[str]], ...] = (
+    check_sizes,
+    check_windows,
+    check_switches,
+    check_choices,
+    check_hyperdiffusion,
+    check_data_device,
+)
+
+
+def check_config(cfg: DictConfig, checks: tuple[Callable[[DictConfig], Iterator[str]], ...] = CHECKS) -> None:
+    """Raise `ConfigError` listing every problem of ``cfg`` (the task config, with or without its `hydra` node)
+    that ``checks`` find."""
     missing = missing_keys(OmegaConf.to_container(cfg, resolve=False))
     if missing:
         raise ConfigError("\n".join(f"{key} is missing (???): give it a value, e.g. {key}=<value>" for key in missing))
     problems = []
-    for check in CHECKS:
+    for check in checks:
         try:
             problems.extend(check(cfg))
         except OmegaConfBaseException as error:  # e.g. an interpolation that cannot be resolved

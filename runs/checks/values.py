@@ -16,6 +16,7 @@ INTEGER_MINIMUMS = {
     "data.solver_steps": 1,
     "data.spinup_steps": 0,
     "data.rollout_steps": 1,
+    "data.test_rollout_steps": 1,
     "data.val_rollout_steps": 1,
     "data.window_states": 2,  # one input and one target
     "data.max_window_start": 0,
@@ -68,12 +69,17 @@ def check_sizes(cfg: DictConfig) -> Iterator[str]:
         value = OmegaConf.select(cfg, key)
         if not isinstance(value, int | float) or isinstance(value, bool) or not (math.isfinite(value) and value > 0):
             yield f"{key}={value!r} must be a positive number: pass {key}=<number > 0>"
-    rollout, data_rollout = OmegaConf.select(cfg, "eval.rollout_steps"), OmegaConf.select(cfg, "data.rollout_steps")
-    if rollout is not None and is_int(data_rollout) and not (is_int(rollout) and 1 <= rollout <= data_rollout):
-        yield (
-            f"eval.rollout_steps={rollout!r} must be an integer from 1 to data.rollout_steps={data_rollout}: "
-            "lower eval.rollout_steps or raise data.rollout_steps"
-        )
+    rollout = OmegaConf.select(cfg, "eval.rollout_steps")
+    train_hours = OmegaConf.select(cfg, "data.rollout_steps")
+    test_hours = OmegaConf.select(cfg, "data.test_rollout_steps")
+    if rollout is not None and is_int(train_hours) and is_int(test_hours):
+        hours = max(train_hours, test_hours)  # a longer test split is a file of its own (data/generate.py)
+        if not (is_int(rollout) and 1 <= rollout <= hours):
+            yield (
+                f"eval.rollout_steps={rollout!r} must be an integer from 1 to the test trajectories' {hours} hours "
+                f"(the larger of data.rollout_steps={train_hours} and data.test_rollout_steps={test_hours}): lower "
+                "eval.rollout_steps or raise data.test_rollout_steps"
+            )
 
 
 def check_switches(cfg: DictConfig) -> Iterator[str]:

@@ -1,7 +1,8 @@
 """Training windows and the validation rollout against the trajectories they are cut from.
 
-Training trajectories have data.rollout_steps + 1 states (the hours a test rollout visits); a training sample is a
-window of data.window_states = training.rollout_steps + 1 of them, starting at most data.max_window_start hours in.
+Training trajectories have data.rollout_steps + 1 states (the hours a test rollout visits, eval.rollout_steps by
+default); a training sample is a window of data.window_states = training.rollout_steps + 1 of them, starting at
+most data.max_window_start hours in.
 Validation trajectories have data.val_rollout_steps + 1 states.
 """
 
@@ -26,8 +27,8 @@ def check_windows(cfg: DictConfig) -> Iterator[str]:
     if is_int(steps) and is_int(window) and window > steps + 1:
         yield (
             f"training windows of data.window_states={window} states (training.rollout_steps + 1) do not fit in "
-            f"the training trajectories of data.rollout_steps + 1 = {steps + 1} states (eval.rollout_steps hours): "
-            f"lower training.rollout_steps to at most {steps} or raise eval.rollout_steps to at least {window - 1}"
+            f"the training trajectories of data.rollout_steps + 1 = {steps + 1} states: lower training.rollout_steps "
+            f"to at most {steps} or raise data.rollout_steps (eval.rollout_steps by default) to at least {window - 1}"
         )
     elif is_int(steps) and is_int(window) and is_int(latest) and latest > steps + 1 - window:
         yield (
