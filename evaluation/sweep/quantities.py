@@ -28,11 +28,13 @@ from sphere import INVARIANTS
 class Quantity:
     """A value per test trajectory of one forecast of a job at a lead hour, (trajectory,) or None where the job
     lacks it; `per_seed` its mean over the trajectories, read where the job's test_metrics.json has it, else the
-    mean of `per_trajectory`. Compared quantities are errors: lower is better."""
+    mean of `per_trajectory`. Compared quantities are errors: lower is better. `part`: which invariant or latitude
+    band, for quantities that have several."""
 
     name: str
     per_trajectory: Callable[[dict[str, Any], str, int], np.ndarray | None]
     per_seed: Callable[[dict[str, Any], str, int], float | None] | None = None
+    part: str = ""
 
     def seed_value(self, job: dict[str, Any], forecast: str, lead: int) -> float | None:
         """The job's mean over its test trajectories; None where missing or not finite."""
@@ -98,8 +100,9 @@ def invariant_drift(invariant: str) -> Quantity:
     """The relative drift of an invariant from the initial state (`relative_drift`), the truth's too: not an error."""
     index = INVARIANTS.index(invariant)
     return Quantity(
-        f"relative_drift[{invariant}]",
+        "relative_drift",
         lambda job, source, lead: _measure(job, "sources", source, lead, lambda p, s: p["drift"][s, :, index, lead]),
+        part=invariant,
     )
 
 
@@ -112,7 +115,7 @@ def drift_error(invariant: str) -> Quantity:
         forecast_drift, truth_drift = (drift.per_trajectory(job, source, lead) for source in (forecast, TRUTH))
         return None if forecast_drift is None or truth_drift is None else np.abs(forecast_drift - truth_drift)
 
-    return Quantity(f"drift_error[{invariant}]", per_trajectory)
+    return Quantity("drift_error", per_trajectory, part=invariant)
 
 
 # 1 where the rollout has left the energy range of a stable one (evaluation.physics.stability) by the lead, else 0:
@@ -156,7 +159,7 @@ def latitude_band(band: str) -> Quantity:
         index = found["bands"].index(band)
         return _measure(job, "forecasts", forecast, lead, lambda p, f: p["bands_rel_l2"][f, :, index, lead - 1])
 
-    return Quantity(f"latitude_band_rel_l2[{band}]", per_trajectory)
+    return Quantity("latitude_band_rel_l2", per_trajectory, part=band)
 
 
 def configuration_value(config: dict[str, Any], quantity: Quantity, source: str, lead: int) -> float | None:

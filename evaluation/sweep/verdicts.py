@@ -32,9 +32,9 @@ OVER_TRAJECTORIES = "test trajectories, blind to seed variance"
 
 @dataclass(frozen=True)
 class Verdict:
-    """`config` against `other` on `quantity` at a lead: difference = config's mean - other's (negative: config is
-    better); comparison None where no test is possible (the reason in `over`); p_holm adjusted over the pair's
-    family (the leads, or the leads and bands, of one question)."""
+    """`config` against `other` on `quantity` (its `part`) at a lead: difference = config's mean - other's
+    (negative: config is better); comparison None where no test is possible (the reason in `over`); p_holm adjusted
+    over the pair's family (the leads, or the leads and bands, of one question)."""
 
     lead: int
     config: str
@@ -44,6 +44,7 @@ class Verdict:
     over: str = ""
     p_holm: float = float("nan")
     quantity: str = METRIC
+    part: str = ""  # the quantity's part (an invariant, a latitude band), where it has them
 
 
 def verdicts(configurations: list[dict[str, Any]], leads: list[int]) -> list[Verdict]:
@@ -76,7 +77,7 @@ def compare(
 
 def _against_configuration(best: dict[str, Any], other: dict[str, Any], quantity: Quantity, lead: int) -> Verdict:
     difference = configuration_value(best, quantity, MODEL, lead) - configuration_value(other, quantity, MODEL, lead)
-    verdict = Verdict(lead, best["label"], other["label"], difference, quantity=quantity.name)
+    verdict = Verdict(lead, best["label"], other["label"], difference, quantity=quantity.name, part=quantity.part)
     if len(best["jobs"]) > 1 and len(other["jobs"]) > 1:
         seeds = [[quantity.seed_value(job, MODEL, lead) for job in config["jobs"]] for config in (best, other)]
         return replace(verdict, comparison=welch(*seeds), over=ACROSS_SEEDS)
@@ -100,7 +101,14 @@ def _against_best_baseline(config: dict[str, Any], quantity: Quantity, lead: int
         return None
     baseline = min(means, key=means.get)
     model = [quantity.seed_value(job, MODEL, lead) for job in jobs]
-    verdict = Verdict(lead, config["label"], baseline, float(np.mean(model)) - means[baseline], quantity=quantity.name)
+    verdict = Verdict(
+        lead,
+        config["label"],
+        baseline,
+        float(np.mean(model)) - means[baseline],
+        quantity=quantity.name,
+        part=quantity.part,
+    )
     if len(jobs) > 1:
         comparison = paired(model, [quantity.seed_value(job, baseline, lead) for job in jobs])
         return replace(verdict, comparison=comparison, over=ACROSS_SEEDS)
