@@ -5,6 +5,7 @@ physical diagnostics' sections are `evaluation.sweep.physics`'s)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from evaluation.statistics import ALPHA
@@ -18,7 +19,7 @@ def summary(
     configurations: list[dict[str, Any]],
     baselines: list[dict[str, Any]],
     leads: list[int],
-    sources: list[str] = (),
+    sources: Sequence[str] = (),
 ) -> str:
     """The compact table; ``sources`` are lines saying where the jobs and their results come from (several sweep
     folders, evaluations), put under the title."""
