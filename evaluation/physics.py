@@ -22,14 +22,12 @@ def relative_drift(invariants: np.ndarray) -> np.ndarray:
     return (invariants - initial) / np.abs(initial)
 
 
-def stability(forecast_energy: np.ndarray, truth_energy: np.ndarray) -> dict:
-    """Which rollouts stay physical: arrays (trajectory, lead 1..N), the total energy of forecast and truth per
-    one-hour lead (leads 1..N hours, as test_errors.npz's lead_hours).
-
-    A rollout is stable when every value is finite and forecast / truth energy lies within 1 / `ENERGY_FACTOR` to
-    `ENERGY_FACTOR` at every lead. Returns {"stable_fraction": the fraction of stable rollouts, "unstable": their
-    count, "median_exit_lead": the median over the unstable rollouts of the first lead, in hours, at which they leave
-    that range (None when all are stable)}. A rollout that overflows to inf or NaN leaves it there.
+def exit_leads(forecast_energy: np.ndarray, truth_energy: np.ndarray) -> np.ndarray:
+    """Where each rollout leaves the range of a stable one: arrays (trajectory, lead 1..N), the total energy of
+    forecast and truth per one-hour lead (leads 1..N hours, as test_errors.npz's lead_hours) -> (trajectory,), the
+    first lead, in hours, at which the rollout is not finite or forecast / truth energy lies outside 1 /
+    `ENERGY_FACTOR` to `ENERGY_FACTOR`; NaN for a rollout that never leaves it. A rollout that overflows to inf or
+    NaN leaves it there.
     """
     if forecast_energy.shape != truth_energy.shape or forecast_energy.ndim != 2:
         raise ValueError(
@@ -39,12 +37,20 @@ def stability(forecast_energy: np.ndarray, truth_energy: np.ndarray) -> dict:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ratio = forecast_energy / truth_energy
         inside = np.isfinite(ratio) & (ratio >= 1 / ENERGY_FACTOR) & (ratio <= ENERGY_FACTOR)  # (trajectory, lead)
-    stable = inside.all(axis=1)
-    exit_leads = np.argmin(inside[~stable], axis=1) + 1  # the first False of each unstable row, as a 1-based lead
+    first_outside = np.argmin(inside, axis=1) + 1.0  # the first False of each row, as a 1-based lead
+    return np.where(inside.all(axis=1), np.nan, first_outside)
+
+
+def stability(forecast_energy: np.ndarray, truth_energy: np.ndarray) -> dict:
+    """Which rollouts stay physical (see `exit_leads` for the arrays and the range): {"stable_fraction": the
+    fraction of rollouts that never leave the range, "unstable": the count of the others, "median_exit_lead": the
+    median over those of the lead at which they leave it (None when all are stable)}."""
+    exits = exit_leads(forecast_energy, truth_energy)
+    unstable = exits[~np.isnan(exits)]
     return {
-        "stable_fraction": float(stable.mean()),
-        "unstable": int((~stable).sum()),
-        "median_exit_lead": float(np.median(exit_leads)) if len(exit_leads) else None,
+        "stable_fraction": float(np.isnan(exits).mean()),
+        "unstable": len(unstable),
+        "median_exit_lead": float(np.median(unstable)) if len(unstable) else None,
     }
 
 

@@ -360,6 +360,34 @@ def plot_latitude_bands(
     return _save(fig, path)
 
 
+def plot_band_profile(
+    errors: Mapping[str, np.ndarray], band_labels: Sequence[str], path: str | Path, lead: int
+) -> Figure:
+    """Relative L2 error per latitude band at one lead, poles to equator, one line per configuration with
+    +-1 standard error bars: where on the sphere each errs, side by side.
+
+    `errors` maps a label to (band, 2): the mean error and its standard error (NaN: none) in the order of
+    `band_labels` (e.g. "75-90").
+    """
+    if not errors:
+        raise ValueError("no latitude-band errors to plot")
+    fig = Figure(figsize=(6.5, 4))
+    _fixed_margins(fig, top_inches=0.35)
+    ax = fig.subplots()
+    positions = np.arange(len(band_labels))
+    for index, (label, values) in enumerate(errors.items()):
+        ax.errorbar(positions, values[:, 0], yerr=values[:, 1], label=label, color=f"C{index % 10}", capsize=3)
+    if _spans_over_a_decade(np.concatenate([values[:, 0] for values in errors.values()])):
+        ax.set_yscale("log")
+    ax.set_xticks(positions, [f"{band_label}" for band_label in band_labels])
+    ax.set_xlabel("|latitude| band [deg], poles to equator")
+    ax.set_ylabel("relative L2 error")
+    ax.set_title(f"latitude bands at +{lead} h (+- 1 SE)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
 def _mollweide_grid(nlat: int, nlon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Column order and cell edges (radians) that put the grid on Mollweide axes, whose longitude runs -pi to pi.
 

@@ -233,6 +233,20 @@ def rollout_physics(results: dict, channels: list[str]) -> RolloutPhysics:
     return RolloutPhysics(labels, measures, int(results["band_limit"]))
 
 
+def write_test_files(
+    results: dict, channels: list[str], meta: dict, run_dir: str | Path
+) -> tuple[TrajectoryErrors, RolloutPhysics, dict]:
+    """Write test_errors.npz, test_physics.npz and test_metrics.json of one run (or evaluation) into ``run_dir``;
+    return their contents."""
+    errors = TrajectoryErrors(results["forecasts"], list(channels), results["lead_hours"], results["errors"])
+    errors.save(run_dir)
+    physics = rollout_physics(results, list(channels))
+    physics.save(run_dir)
+    record = metrics_record(errors, results["power_spectrum"], meta) | physics_record(physics, list(channels))
+    (Path(run_dir) / METRICS_FILE).write_text(json.dumps(record, indent=2))
+    return errors, physics, record
+
+
 def write_run_report(results: dict, channels: list[str], meta: dict, run_dir: str | Path) -> dict[str, Path]:
     """Write test_errors.npz, test_physics.npz, test_metrics.json, the plots and the rollout animation of one run;
     returns the pictures' paths by name (for W&B: `evaluation.callbacks.log_images`)."""
@@ -248,12 +262,7 @@ def write_run_report(results: dict, channels: list[str], meta: dict, run_dir: st
     )
 
     run_dir = Path(run_dir)
-    errors = TrajectoryErrors(results["forecasts"], list(channels), results["lead_hours"], results["errors"])
-    errors.save(run_dir)
-    physics = rollout_physics(results, list(channels))
-    physics.save(run_dir)
-    record = metrics_record(errors, results["power_spectrum"], meta) | physics_record(physics, list(channels))
-    (run_dir / METRICS_FILE).write_text(json.dumps(record, indent=2))
+    errors, physics, record = write_test_files(results, channels, meta, run_dir)
     plots_dir = run_dir / PLOTS_DIR
     plots = {}
     label = meta.get("model", MODEL)

@@ -3,6 +3,7 @@
 Everything that finds a run's files by name (config checks, resume, evaluate.py, reports) takes the names from here.
 """
 
+import fnmatch
 import json
 import math
 import os
@@ -33,6 +34,7 @@ EVAL_DIR = Path("eval")  # evaluate.py's evaluations of the run, one folder each
 EVAL_CONFIG = "config.yaml"  # in an evaluation's folder: the config it ran with, as composed
 EVAL_OVERRIDES = "overrides.yaml"  # in an evaluation's folder: evaluate.py's overrides
 EVAL_LOG = "evaluate.log"
+EVAL_COMPARISON = "eval"  # in a sweep folder: eval_<overrides>/, the comparison of its jobs' evaluations
 SAVED_CONFIG_KEYS = ("data", "model", "training", "trainer")  # a saved config without one of these is damaged
 
 
@@ -160,14 +162,50 @@ def find_checkpoint(run_dir: Path, which: str) -> Path:
     return path
 
 
-def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
+def evaluation_comparison_folder(sweep_dir: str | Path, overrides: list[str]) -> Path:
+    """Where the comparison of a sweep's evaluations with ``overrides`` goes: <sweep>/eval_<overrides>/, beside the
+    sweep's own report, never over it."""
+    return Path(sweep_dir) / safe_dirname(EVAL_COMPARISON + prepend_underscore("_".join(overrides)))
+
+
+def find_evaluation(run_dir: Path, overrides: list[str]) -> Path | None:
+    """The newest finished evaluation of the run's best checkpoint (the one chosen on validation) whose
+    overrides.yaml holds exactly ``overrides``, in any order; None without one.
+
+    Newest by folder name (evaluation_folder: a time stamp first, `_2`... for the same second). Unfinished or
+    failed evaluations (no readable test_metrics.json) and evaluations of another checkpoint (`--checkpoint last`)
+    do not count.
+    """
+    wanted = sorted(overrides)
+    folders = sorted((Path(run_dir) / EVAL_DIR).glob(f"*/{EVAL_OVERRIDES}"), key=lambda path: path.parent.name)
+    for folder in reversed([path.parent for path in folders]):
+        metrics_path = folder / METRICS_FILE
+        if sorted(map(str, OmegaConf.load(folder / EVAL_OVERRIDES))) != wanted or not metrics_path.is_file():
+            continue
+        try:
+            checkpoint = Path(json.loads(metrics_path.read_text()).get("checkpoint", ""))
+        except json.JSONDecodeError:  # cut short while written: not finished
+            continue
+        if fnmatch.fnmatch(checkpoint.name, BEST_CHECKPOINTS):
+            return folder
+    return None
+
+
+def collect_jobs(sweep_dir: str | Path, evaluation: list[str] | None = None) -> list[dict[str, Any]]:
     """Every job of a sweep with its test metrics, or why it has none, so that failed jobs show in the reports.
 
     Job folders are the subfolders holding `.hydra/`, ordered by the job number that starts their name. Each job:
-    {"job": folder name, "path": Path, "status": "completed" | "failed", "metrics": dict | None, "error": str | None}.
+    {"job": folder name, "path": Path, "results": the folder of its test files, "status": "completed" | "failed" |
+    "missing", "metrics": dict | None, "error": str | None}. Without ``evaluation``, a job's results are its own
+    (`results` is its folder). With it (evaluate.py's overrides, e.g. ["eval.rollout_steps=500"]), they are those of
+    its newest matching evaluation (`find_evaluation`), the training time kept from the job's own; a job that
+    trained but has no such evaluation is "missing".
     """
     job_dirs = [path for path in Path(sweep_dir).iterdir() if (path / SAVED_CONFIG).parent.is_dir()]
-    return [_load_job(job_dir) for job_dir in sorted(job_dirs, key=job_number)]
+    jobs = [_load_job(job_dir) for job_dir in sorted(job_dirs, key=job_number)]
+    if evaluation is None:
+        return jobs
+    return [_evaluated(job, evaluation) for job in jobs]
 
 
 def job_number(job_dir: Path) -> tuple[float, str]:
@@ -177,7 +215,7 @@ def job_number(job_dir: Path) -> tuple[float, str]:
 
 
 def _load_job(job_dir: Path) -> dict[str, Any]:
-    job = {"job": job_dir.name, "path": job_dir, "status": "failed", "metrics": None, "error": None}
+    job = {"job": job_dir.name, "path": job_dir, "results": job_dir, "status": "failed", "metrics": None, "error": None}
     metrics_path, error_path = job_dir / METRICS_FILE, job_dir / ERROR_FILE
     if metrics_path.is_file():
         try:
@@ -188,3 +226,15 @@ def _load_job(job_dir: Path) -> dict[str, Any]:
         lines = error_path.read_text().splitlines()
         return job | {"error": lines[0] if lines else f"empty {ERROR_FILE}"}
     return job | {"error": f"no {METRICS_FILE}"}
+
+
+def _evaluated(job: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    folder = find_evaluation(job["path"], overrides)
+    if folder is None:
+        if job["status"] != "completed":
+            return job
+        command = " ".join(["python evaluate.py", str(job["path"]), *overrides])
+        return job | {"status": "missing", "metrics": None, "error": f"no finished evaluation: {command}"}
+    metrics = {"train_time_s": (job["metrics"] or {}).get("train_time_s")}
+    metrics |= json.loads((folder / METRICS_FILE).read_text())
+    return job | {"results": folder, "status": "completed", "metrics": metrics, "error": None}

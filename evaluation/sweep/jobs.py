@@ -25,11 +25,14 @@ SEED_KEY = "seed"  # jobs that differ only in this override are one configuratio
 
 def label_jobs(jobs: list[dict[str, Any]]) -> None:
     """Give each job a short "label": its number and the overrides in which the completed jobs differ (the last
-    part of each key), e.g. `#3 model=fno seed=1`, instead of the folder name that repeats every override."""
+    part of each key), e.g. `#3 model=fno seed=1`, instead of the folder name that repeats every override. Jobs of a
+    report over several sweep folders carry their folder's number in it ("sweep": 1, 2...): `s2#3`."""
     differing = differing_keys([job for job in jobs if job["status"] == "completed"])
     for job in jobs:
         number = job_number(job["path"])[0]
         name = f"#{number}" if math.isfinite(number) else job["job"]
+        if "sweep" in job:
+            name = f"s{job['sweep']}{name}"
         if job["status"] != "completed":
             job["label"] = name
             continue
@@ -128,9 +131,10 @@ def job_value(job: dict[str, Any], forecast: str, lead: int) -> float | None:
 
 def trajectory_errors(job: dict[str, Any], forecast: str, lead: int) -> np.ndarray | None:
     """A job's channel-mean error of one forecast at a lead for each test trajectory, in test-split order, from its
-    test_errors.npz; None where the job has no such file or the file lacks the forecast or the lead."""
+    test_errors.npz (in its results folder); None where the job has no such file or the file lacks the forecast or
+    the lead."""
     if "errors" not in job:  # read once per report
-        job["errors"] = load_test_errors(job["path"]) if (job["path"] / ERRORS_FILE).is_file() else None
+        job["errors"] = load_test_errors(job["results"]) if (job["results"] / ERRORS_FILE).is_file() else None
     errors = job["errors"]
     if errors is None or forecast not in errors.forecasts or lead not in errors.lead_hours:
         return None

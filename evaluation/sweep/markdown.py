@@ -1,8 +1,11 @@
 """The sections of comparison.md: the jobs and baselines, the configurations across seeds, the verdicts, the first
-leads worse than each baseline, the channels, the failed jobs."""
+leads worse than each baseline, the channels, the failed jobs and those without the evaluation compared (the
+physical diagnostics' sections are `evaluation.sweep.physics`'s)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from evaluation.statistics import ALPHA
@@ -16,14 +19,19 @@ def summary(
     configurations: list[dict[str, Any]],
     baselines: list[dict[str, Any]],
     leads: list[int],
+    sources: Sequence[str] = (),
 ) -> str:
+    """The compact table; ``sources`` are lines saying where the jobs and their results come from (several sweep
+    folders, evaluations), put under the title."""
     completed = [job for job in jobs if job["status"] == "completed"]
+    failed = sum(job["status"] == "failed" for job in jobs)
+    missing = len(jobs) - len(completed) - failed
     trajectories = sorted({job["metrics"].get("num_trajectories") for job in completed} - {None})
-    lines = [
-        f"# Sweep comparison: {sweep_name}",
-        "",
-        f"{len(jobs)} jobs: {len(completed)} completed, {len(jobs) - len(completed)} failed; "
-        f"{len(configurations)} configurations. Mean over channels of the area-weighted `{METRIC}` error in "
+    lines = [f"# Sweep comparison: {sweep_name}", "", *(f"{line}  " for line in sources), *([""] if sources else [])]
+    lines += [
+        f"{len(jobs)} jobs: {len(completed)} completed, {failed} failed"
+        + (f", {missing} without the evaluation" if missing else "")
+        + f"; {len(configurations)} configurations. Mean over channels of the area-weighted `{METRIC}` error in "
         "normalised units (lower is better) ± one standard error over "
         f"{'/'.join(map(str, trajectories)) or 'the'} test trajectories; baselines are rows below the jobs.",
     ]
@@ -32,7 +40,7 @@ def summary(
     lines += ["", table_header(["job", "model", "parameters", "train time [s]", *(f"+{lead} h" for lead in leads)])]
     for job in jobs:
         if job["status"] != "completed":
-            lines.append(table_line([f"{job['label']} (failed)", "", "", "", *("" for _ in leads)]))
+            lines.append(table_line([f"{job['label']} ({job['status']})", "", "", "", *("" for _ in leads)]))
             continue
         metrics = job["metrics"]
         train_time = metrics.get("train_time_s")
@@ -89,16 +97,28 @@ def verdict_section(found: list[Verdict]) -> str:
         f"`{OVER_TRAJECTORIES}` (a configuration of one seed): a paired t-test over the same test trajectories, "
         "which says nothing about how another training seed would do.",
         "",
-        table_header(["lead", "best", "against", "difference", "95% interval", "p", "p (Holm)", "over", "verdict"]),
+        *verdict_table(found),
     ]
+    return "\n".join(lines)
+
+
+def verdict_table(found: list[Verdict], what: str = "") -> list[str]:
+    """The verdicts' rows: lead, best, against, difference, interval, p, Holm's p, what it was tested over and the
+    verdict (lower is better); ``what`` heads a column of each verdict's `part` (an invariant, a band) where the
+    verdicts are of several."""
+    columns = ["lead", *([what] if what else []), "best", "against", "difference", "95% interval", "p", "p (Holm)"]
+    lines = [table_header([*columns, "over", "verdict"])]
     for verdict in found:
         test = verdict.comparison
-        cells = [f"+{verdict.lead} h", verdict.config, verdict.other, f"{verdict.difference:.3g}"]
+        named = [verdict.part] if what else []
+        cells = [f"+{verdict.lead} h", *named, verdict.config, verdict.other, f"{verdict.difference:.3g}"]
         if test is None:
             cells += ["", "", "", verdict.over, ""]
         else:
             direction = "better" if verdict.difference < 0 else "worse"
             significant = f"{direction}, significant" if verdict.p_holm <= ALPHA else "not significant"
+            if math.isnan(test.p):  # no spread on either side (every rollout stable, say): nothing to test
+                significant = "no spread: untested"
             cells += [
                 f"[{test.ci_low:.3g}, {test.ci_high:.3g}]",
                 f"{test.p:.2g}",
@@ -107,7 +127,7 @@ def verdict_section(found: list[Verdict]) -> str:
                 significant,
             ]
         lines.append(table_line(cells))
-    return "\n".join(lines)
+    return lines
 
 
 def worse_than_section(completed: list[dict[str, Any]], channels: list[str]) -> str:
@@ -157,10 +177,19 @@ def channel_section(
 
 def failed_section(jobs: list[dict[str, Any]]) -> str:
     """Failed jobs by folder name: where to look for train.log and error.txt."""
-    failed = [job for job in jobs if job["status"] != "completed"]
+    failed = [job for job in jobs if job["status"] == "failed"]
     if not failed:
         return ""
     return "\n".join(["## Failed jobs", "", *(f"- `{job['job']}`: {job['error']}" for job in failed)])
+
+
+def missing_section(jobs: list[dict[str, Any]]) -> str:
+    """Jobs that trained but have no finished evaluation of the kind compared, with the command that makes it."""
+    missing = [job for job in jobs if job["status"] == "missing"]
+    if not missing:
+        return ""
+    lines = ["## Jobs without the evaluation", ""]
+    return "\n".join([*lines, *(f"- `{job['job']}`: {job['error']}" for job in missing)])
 
 
 def cell(source: dict[str, Any], name: str, lead: int) -> str:

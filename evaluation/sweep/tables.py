@@ -13,6 +13,8 @@ from evaluation.sweep.verdicts import Verdict
 from models import MODEL
 
 TESTS_COLUMNS = ["lead_h", "config", "other", "difference", "ci_low", "ci_high", "p", "p_holm", "test", "n", "over"]
+# comparison_physics_tests.csv: the same, with the quantity tested and its part (an invariant, a latitude band) first.
+QUANTITY_TESTS_COLUMNS = ["quantity", "part", *TESTS_COLUMNS]
 
 
 def write_jobs_csv(
@@ -46,13 +48,15 @@ def write_jobs_csv(
         writer.writerows(_baseline_row(row, names, leads) for row in baselines)
 
 
-def write_tests_csv(path: Path, found: list[Verdict]) -> None:
-    """One row per (lead, configuration, other); the statistics are empty where no test was possible."""
+def write_tests_csv(path: Path, found: list[Verdict], columns: list[str] = TESTS_COLUMNS) -> None:
+    """One row per (lead, configuration, other) and, with QUANTITY_TESTS_COLUMNS, quantity and part; the statistics
+    are empty where no test was possible."""
     with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=TESTS_COLUMNS)
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for verdict in found:
-            row = {"lead_h": verdict.lead, "config": verdict.config, "other": verdict.other}
+            row = {"quantity": verdict.quantity, "part": verdict.part}
+            row |= {"lead_h": verdict.lead, "config": verdict.config, "other": verdict.other}
             row |= {"difference": verdict.difference, "over": verdict.over}
             test = verdict.comparison
             if test is not None:
