@@ -13,8 +13,7 @@ from models.instantiate import instantiate
 from models.latitude import LatitudeInput
 from models.metrics import METRICS, area_weights, relative_l2, squared_l2_loss
 from models.precision import spectral_in_float32
-from models.rollout_diagnostics import LATITUDE_BANDS, LeadDiagnostics, Trajectories, example_frame_hours
-from sphere.diagnostics import band_edges
+from models.rollout_diagnostics import LeadDiagnostics, Trajectories, example_frame_hours
 
 
 def interleave_shards(shards: torch.Tensor, total: int) -> torch.Tensor:
@@ -276,7 +275,7 @@ class NeuralOperatorModule(LightningModule):
             "errors": errors,
             "physics": measures | {"power_spectrum": spectra},
             "band_limit": diagnostics.band_limit,
-            "latitude_bands": band_edges(self.hparams.nlat, LATITUDE_BANDS, self.hparams.grid),
+            "latitude_bands": diagnostics.band_edges,
         }
         # The truth's and the model's mean spectra at the map leads, as (lead, channel, degree).
         lead_index = [lead - 1 for lead in leads]

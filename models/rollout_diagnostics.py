@@ -18,7 +18,13 @@ import torch
 from torch import nn
 
 from models.metrics import METRICS, angular_power_spectrum, area_mean, area_weights, spectrum_transform
-from sphere.diagnostics import Invariants, energy_fraction_above, latitude_band_relative_l2, pooled_relative_l2
+from sphere.diagnostics import (
+    Invariants,
+    band_edges,
+    energy_fraction_above,
+    latitude_band_relative_l2,
+    pooled_relative_l2,
+)
 from sphere.matmul import highest_matmul_precision
 
 LATITUDE_BANDS = 6  # equal bands from the poles to the equator, both hemispheres each (sphere.diagnostics)
@@ -40,6 +46,17 @@ def example_frame_hours(steps: int, map_leads: list[int], max_frames: int = MAX_
     ``max_frames`` evenly spaced ones from 1 to ``steps``; the map leads always."""
     spaced = np.unique(np.linspace(1, steps, min(steps, max_frames)).round().astype(int))
     return sorted(set(spaced.tolist()) | {lead for lead in map_leads if lead <= steps})
+
+
+def latitude_band_edges(nlat: int, grid: str) -> list[tuple[float, float]]:
+    """The |latitude| edges of `LATITUDE_BANDS` bands, or of as many as a coarse grid gives a row each (six need 13
+    rows of an equiangular grid): a tiny test grid is measured in wider bands rather than not at all."""
+    for bands in range(LATITUDE_BANDS, 1, -1):
+        try:
+            return band_edges(nlat, bands, grid)
+        except ValueError:
+            continue
+    return band_edges(nlat, 1, grid)
 
 
 def full_precision(measure: Callable[..., dict[str, torch.Tensor]]) -> Callable[..., dict[str, torch.Tensor]]:
@@ -68,6 +85,7 @@ class LeadDiagnostics(nn.Module):
         self.sht = spectrum_transform(nlat, nlon, grid)
         self.band_limit = self.sht.lmax if band_limit is None else band_limit
         self.grid = grid
+        self.band_edges = latitude_band_edges(nlat, grid)
         self.invariants = Invariants(nlat, nlon, grid, band_limit)
         self.register_buffer("weights", area_weights(nlat, nlon, grid), persistent=False)
 
@@ -101,7 +119,7 @@ class LeadDiagnostics(nn.Module):
             pair = (physical_forecast, physical_target) if metric.physical_units else (forecast, target)
             errors[name] = metric.per_trajectory(*pair, self.weights).double()
         errors["latitude_band_rel_l2"] = latitude_band_relative_l2(
-            forecast, target, self.weights, LATITUDE_BANDS, self.grid
+            forecast, target, self.weights, len(self.band_edges), self.grid
         ).double()
         errors["authors_pooled_rel_l2"] = pooled_relative_l2(physical_forecast, physical_target, self.weights).double()
         return errors
