@@ -164,3 +164,15 @@ def fit_tiny_module(
     loaders = DataLoader(trajectories[:6], batch_size=2), DataLoader(trajectories[6:], batch_size=2)
     trainer.fit(module, *loaders, ckpt_path=ckpt_path)
     return module, trainer
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tests (pytestmark = pytest.mark.usefixtures("one_thread")): on a shared
+    two-core machine, two threads made small transforms many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -46,15 +46,7 @@ from tests.conftest import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted(path.stem for path in (REPO / "config" / "data").glob("*.yaml"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared two-core machine, two threads made these small transforms many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_spec(**changes) -> DataSpec:

@@ -25,15 +25,7 @@ from tests.conftest import compose_config
 
 NLAT, NLON, LMAX = 32, 64, 11
 HOURS = 500  # the long rollout the issue asks the solver to keep its mass over
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared two-core machine, two threads made small transforms many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def default_spec(**changes) -> DataSpec:
