@@ -55,6 +55,8 @@ def evaluation_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     `ConfigError` (runs/checks/) for values that cannot work."""
     cfg = saved_config(run_dir)
     trained = {key: OmegaConf.select(cfg, key) for key in TRAINED_DATA_KEYS}
+    built_for = OmegaConf.select(cfg, "model.grid")  # a net built for one grid (model.grid follows the run's data)
+    built_for = None if built_for is None else [int(size) for size in built_for]
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as error:
@@ -88,6 +90,12 @@ def evaluation_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     with open_dict(cfg):
         cfg.output_dir = str(run_dir)  # the saved value is a ${hydra:...} interpolation
     check_config(cfg, EVALUATION_CHECKS)
+    if built_for is not None and built_for != [cfg.data.nlat, cfg.data.nlon]:
+        raise ValueError(
+            f"the run's network is built for the {built_for[0]}x{built_for[1]} grid it was trained on (model.grid), "
+            f"not {cfg.data.nlat}x{cfg.data.nlon}: drop the data override, or evaluate a model that takes any grid "
+            "(model=sfno, model=fno) on it"
+        )
     return cfg
 
 

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch import LightningDataModule, Trainer
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from data import CHANNELS
-from evaluate import other_equation
+from evaluate import evaluation_config, other_equation
 from evaluation.test_errors import load_test_errors
 from models import MODEL, NeuralOperatorModule
-from runs.folder import EVAL_CONFIG, EVAL_DIR, METRICS_FILE
+from runs.folder import EVAL_CONFIG, EVAL_DIR, METRICS_FILE, SAVED_CONFIG
 from tests.conftest import TINY_DATA, TINY_SFNO, compose_config
 from tests.test_evaluate import evaluate
 
@@ -154,3 +155,15 @@ def test_an_evaluation_on_another_equation_says_how_to_test_on_the_runs(trained,
     same = compose_config([*evaluated, "data.hyperdiffusion=fixed", f"data.hyperdiffusion_reference={reference}"])
     assert other_equation(data, same.data) is None
     assert other_equation(data, data) is None
+
+
+def test_a_net_built_for_one_grid_stops_before_another(tmp_path):
+    """torch-harmonics' SFNO (model.grid set) cannot run on another grid: the evaluation stops in its config, before
+    any folder or data, naming the key; on its own grid it goes on."""
+    saved = tmp_path / SAVED_CONFIG
+    saved.parent.mkdir()
+    saved.write_text(OmegaConf.to_yaml(compose_config(["model=sfno_th"])))
+    with pytest.raises(ValueError, match=r"built for the 32x64 grid it was trained on \(model.grid\), not 64x128"):
+        evaluation_config(tmp_path, ["data=64x128", "data.hyperdiffusion=fixed"])
+    assert evaluation_config(tmp_path, ["eval.rollout_steps=30"]).eval.rollout_steps == 30
+    assert list(tmp_path.iterdir()) == [saved.parent]
