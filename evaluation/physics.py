@@ -6,8 +6,6 @@ Plain numpy arrays in and out; tests between configurations go through `evaluati
 
 import numpy as np
 
-from models.metrics import mean_with_standard_error
-
 # A rollout is stable while its total energy stays within this factor of the truth's, either way.
 ENERGY_FACTOR = 2.0
 
@@ -39,6 +37,29 @@ def exit_leads(forecast_energy: np.ndarray, truth_energy: np.ndarray) -> np.ndar
         inside = np.isfinite(ratio) & (ratio >= 1 / ENERGY_FACTOR) & (ratio <= ENERGY_FACTOR)  # (trajectory, lead)
     first_outside = np.argmin(inside, axis=1) + 1.0  # the first False of each row, as a 1-based lead
     return np.where(inside.all(axis=1), np.nan, first_outside)
+
+
+def unstable_as_nan(values: np.ndarray, exits: np.ndarray, first_hour: int) -> np.ndarray:
+    """A copy of ``values`` (trajectory, ..., hour), whose last axis counts hours from ``first_hour``, NaN at and
+    after each trajectory's exit lead (``exits`` (trajectory,) from `exit_leads`; NaN: never left): what a mean over
+    the rollouts still stable at each hour is taken of (`mean_over_kept`), so that one rollout that blew up to 1e40
+    does not stand for all. How many left is `stability`'s question."""
+    hours = first_hour + np.arange(values.shape[-1])
+    left = exits[:, None] <= hours[None, :]  # (trajectory, hour); a NaN exit compares False: never
+    left = left.reshape(left.shape[0], *[1] * (values.ndim - 2), left.shape[1])
+    return np.where(left, np.nan, values)
+
+
+def mean_over_kept(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over trajectories (axis 0) of the values that are not NaN (`unstable_as_nan`), the standard error of that
+    mean (sample standard deviation / sqrt(n)) and n: NaN mean where n is 0, NaN standard error where n < 2."""
+    kept = ~np.isnan(values)
+    count = kept.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(kept, values, 0.0).sum(axis=0) / count
+        variance = np.where(kept, (values - mean) ** 2, 0.0).sum(axis=0) / (count - 1)
+        standard_error = np.where(count >= 2, np.sqrt(variance / count), np.nan)
+    return mean, standard_error, count
 
 
 def stability(forecast_energy: np.ndarray, truth_energy: np.ndarray) -> dict:
@@ -82,8 +103,8 @@ def climate_bias(forecast_moments: np.ndarray, truth_moments: np.ndarray) -> dic
 
     forecast_mean, forecast_variance = window_statistics(forecast_moments)
     truth_mean, truth_variance = window_statistics(truth_moments)
-    mean_bias, mean_bias_se = mean_with_standard_error(forecast_mean - truth_mean)
-    variance_bias, variance_bias_se = mean_with_standard_error(forecast_variance - truth_variance)
+    mean_bias, mean_bias_se, _ = mean_over_kept(forecast_mean - truth_mean)
+    variance_bias, variance_bias_se, _ = mean_over_kept(forecast_variance - truth_variance)
     return {
         "mean_bias": mean_bias,
         "mean_bias_se": mean_bias_se,
@@ -112,7 +133,8 @@ def energy_fraction_summary(forecast_fraction: np.ndarray, truth_fraction: np.nd
     "truth", "truth_se", "excess", "excess_se"}, each (..., lead).
 
     "excess" is the forecast's fraction minus the truth's on the same trajectory, so its standard error is the
-    paired one: the truth's fraction above the band is rounding, the forecast's what it made up there.
+    paired one: the truth's fraction above the band is rounding, the forecast's what it made up there. NaN values
+    (a rollout that left the stable range: `unstable_as_nan`) are left out.
     """
     summary = {}
     for name, values in (
@@ -120,5 +142,5 @@ def energy_fraction_summary(forecast_fraction: np.ndarray, truth_fraction: np.nd
         ("truth", truth_fraction),
         ("excess", forecast_fraction - truth_fraction),
     ):
-        summary[name], summary[f"{name}_se"] = mean_with_standard_error(values)
+        summary[name], summary[f"{name}_se"], _ = mean_over_kept(values)
     return summary

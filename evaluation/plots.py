@@ -251,9 +251,10 @@ def plot_invariant_drift(drifts: Mapping[str, np.ndarray], path: str | Path, bas
     loses energy and enstrophy to the solver's hyperdiffusion and keeps its mass; a forecast that gains either, or
     moves the mass, is unphysical whatever its error.
 
-    `drifts` maps a forecast (or "truth") to its mean drift over trajectories, (lead 0..N, invariant) with the
-    invariants of `sphere.INVARIANTS` in order (`evaluation.physics.relative_drift`). Non-finite values (a rollout
-    that blew up) leave gaps. Past a drift of 100% the axis turns symmetric-logarithmic, linear within 1%.
+    `drifts` maps a forecast (or "truth") to its mean drift over the rollouts still stable at each lead, (lead 0..N,
+    invariant) with the invariants of `sphere.INVARIANTS` in order (`evaluation.physics.relative_drift`). Non-finite
+    values (no rollout left stable) leave gaps. Past a drift of 100% the axis turns symmetric-logarithmic, linear
+    within 1%.
     """
     if not drifts:
         raise ValueError("no drifts to plot")

@@ -11,9 +11,12 @@ from evaluation.physics import (
     ENERGY_FACTOR,
     climate_bias,
     energy_fraction_summary,
+    exit_leads,
+    mean_over_kept,
     relative_drift,
     spectral_ratio,
     stability,
+    unstable_as_nan,
 )
 from evaluation.statistics import ALPHA, holm, paired
 from evaluation.test_errors import TrajectoryErrors
@@ -140,28 +143,32 @@ def physics_record(physics: RolloutPhysics, channels: list[str]) -> dict:
     """The physical diagnostics' summaries of test_metrics.json, computed from test_physics.npz's per-trajectory
     values alone: "invariants", "stability", "spectral_ratio", "latitude_bands" and "authors_pooled_rel_l2" (see
     docs/evaluation.md). Means are over test trajectories with their standard errors; a value that is not finite (a
-    rollout that blew up, a standard error of one trajectory) is None."""
+    rollout that blew up, a standard error of one trajectory) is None. A forecast's invariant drift, energy above
+    the band edge and climate are over its rollouts still stable at that hour (`evaluation.physics.unstable_as_nan`;
+    "stable_rollouts" counts them), so that one rollout that blew up does not stand for all; the errors keep every
+    rollout."""
     forecasts = physics.labels["forecast"].tolist()
     lead_hours = physics.labels["lead"].tolist()
     steps = len(lead_hours)
-    # Invariants: each source's drift from the initial state, per trajectory, then averaged.
-    drift = relative_drift(physics.measures["invariants"])  # (source, trajectory, invariant, hour)
-    invariants = {"names": list(INVARIANTS), "hours": physics.labels["hour"].tolist()}
-    for index, source in enumerate(physics.labels["source"].tolist()):
-        with np.errstate(invalid="ignore", over="ignore"):
-            mean, standard_error = mean_with_standard_error(drift[index])  # (invariant, hour)
-        invariants.setdefault("relative_drift", {})[source] = _curves(mean, list(INVARIANTS))
-        invariants.setdefault("relative_drift_se", {})[source] = _curves(standard_error, list(INVARIANTS))
-    # Stability: total energy against the truth's, lead by lead; the climate over a late window of long rollouts.
     energy = INVARIANTS.index("energy")
     truth_energy = physics.of("invariants", TRUTH)[:, energy, 1:]  # (trajectory, lead)
+    exits = forecast_exits(physics)
+    # Invariants: each source's drift from the initial state, per trajectory, then averaged over the stable ones.
+    invariants = {"names": list(INVARIANTS), "hours": physics.labels["hour"].tolist()}
+    for source, values in stable_drifts(physics, exits).items():
+        mean, standard_error, count = mean_over_kept(values)  # (invariant, hour) each
+        invariants.setdefault("relative_drift", {})[source] = _curves(mean, list(INVARIANTS))
+        invariants.setdefault("relative_drift_se", {})[source] = _curves(standard_error, list(INVARIANTS))
+        invariants.setdefault("stable_rollouts", {})[source] = count[0].tolist()
+    # Stability: total energy against the truth's, lead by lead; the climate of the stable rollouts over a late window.
     with_climate = steps - steps // 2 >= CLIMATE_AFTER_HOURS  # the window's first lead is past the horizon
     stabilities = {"energy_factor": ENERGY_FACTOR, "climate_after_hours": CLIMATE_AFTER_HOURS}
     for forecast in forecasts:
         entry = stability(physics.of("invariants", forecast)[:, energy, 1:], truth_energy)
-        if with_climate:
-            bias = climate_bias(physics.of("moments", forecast), physics.of("moments", TRUTH))
-            entry["climate_bias"] = {"window_leads": int(bias.pop("window_leads"))} | {
+        stable = np.isnan(exits[forecast])  # (trajectory,): never left the range
+        if with_climate and stable.any():
+            bias = climate_bias(physics.of("moments", forecast)[stable], physics.of("moments", TRUTH)[stable])
+            entry["climate_bias"] = {"window_leads": int(bias.pop("window_leads")), "rollouts": int(stable.sum())} | {
                 name: dict(zip(channels, _finite_or_none(values.tolist()), strict=True))
                 for name, values in bias.items()
             }
@@ -171,9 +178,8 @@ def physics_record(physics: RolloutPhysics, channels: list[str]) -> dict:
     truth_fraction = _with_channel_mean(physics.of("energy_fraction_above", TRUTH))  # (trajectory, column, lead)
     spectra = {"band_limit": physics.band_limit, "lead_hours": lead_hours, "energy_fraction_above": {}}
     for forecast in forecasts:
-        summary = energy_fraction_summary(
-            _with_channel_mean(physics.of("energy_fraction_above", forecast)), truth_fraction
-        )
+        fraction = _with_channel_mean(physics.of("energy_fraction_above", forecast))
+        summary = energy_fraction_summary(unstable_as_nan(fraction, exits[forecast], first_hour=1), truth_fraction)
         spectra["energy_fraction_above"][forecast] = {
             column: {name: _finite_or_none(values[index].tolist()) for name, values in summary.items()}
             for index, column in enumerate(columns)
@@ -204,6 +210,27 @@ def physics_record(physics: RolloutPhysics, channels: list[str]) -> dict:
         "spectral_ratio": spectra,
         "latitude_bands": latitude,
         "authors_pooled_rel_l2": authors,
+    }
+
+
+def forecast_exits(physics: RolloutPhysics) -> dict[str, np.ndarray]:
+    """Each forecast's exit lead per test trajectory (`evaluation.physics.exit_leads`), (trajectory,)."""
+    energy = INVARIANTS.index("energy")
+    truth_energy = physics.of("invariants", TRUTH)[:, energy, 1:]  # (trajectory, lead)
+    return {
+        forecast: exit_leads(physics.of("invariants", forecast)[:, energy, 1:], truth_energy)
+        for forecast in physics.labels["forecast"].tolist()
+    }
+
+
+def stable_drifts(physics: RolloutPhysics, exits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each source's relative drift of the invariants, (trajectory, invariant, hour 0..N), a forecast's NaN from the
+    lead at which its rollout left the stable range (`evaluation.physics.unstable_as_nan`)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        drift = relative_drift(physics.measures["invariants"])  # (source, trajectory, invariant, hour)
+    return {
+        source: drift[index] if source == TRUTH else unstable_as_nan(drift[index], exits[source], first_hour=0)
+        for index, source in enumerate(physics.labels["source"].tolist())
     }
 
 
@@ -306,9 +333,8 @@ def write_run_report(results: dict, channels: list[str], meta: dict, run_dir: st
     plot_maps(target[frame_index], prediction[frame_index], example["lead_hours"], channels, plots["maps"])
     plot_power_spectrum({label: record["power_spectrum"]}, channels, plots["power_spectrum"])
     animate_rollout(target, prediction, channels, plots["rollout"], hours=example["frame_hours"])
-    drifts = relative_drift(physics.measures["invariants"])  # (source, trajectory, invariant, hour)
-    with np.errstate(invalid="ignore", over="ignore"):
-        mean_drifts = {source: drifts[index].mean(axis=0).T for index, source in enumerate(results["sources"])}
+    drifts = stable_drifts(physics, forecast_exits(physics))
+    mean_drifts = {source: mean_over_kept(drift)[0].T for source, drift in drifts.items()}  # (hour, invariant)
     plot_invariant_drift(labelled(mean_drifts), plots["invariant_drift"], baselines=baselines)
     band_means = {
         forecast: physics.of("latitude_band_rel_l2", forecast).mean(axis=(0, 1)) for forecast in errors.forecasts

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from evaluation.physics import climate_bias, energy_fraction_summary, relative_drift, spectral_ratio, stability
+from evaluation.physics import (
+    climate_bias,
+    energy_fraction_summary,
+    exit_leads,
+    mean_over_kept,
+    relative_drift,
+    spectral_ratio,
+    stability,
+    unstable_as_nan,
+)
 
 
 def test_relative_drift_starts_at_zero_and_scales_by_the_first_value():
@@ -28,6 +37,24 @@ def test_stability_of_all_stable_rollouts_has_no_exit_lead():
     assert stability(energy, energy) == {"stable_fraction": 1.0, "unstable": 0, "median_exit_lead": None}
     with pytest.raises(ValueError, match="trajectory, lead"):
         stability(energy, energy[:, :2])
+
+
+def test_a_rollout_is_left_out_from_its_exit_lead_on_and_means_are_over_the_others():
+    truth = np.full((3, 4), 10.0)  # (trajectory, lead 1..4)
+    forecast = truth.copy()
+    forecast[1, 2:] = 1e30  # leaves at lead 3
+    exits = exit_leads(forecast, truth)
+    values = np.arange(15.0).reshape(3, 5)  # (trajectory, hour 0..4)
+    kept = unstable_as_nan(values, exits, first_hour=0)
+    np.testing.assert_array_equal(np.isnan(kept), [[0, 0, 0, 0, 0], [0, 0, 0, 1, 1], [0, 0, 0, 0, 0]])
+    by_lead = unstable_as_nan(values[:, 1:, None].repeat(2, axis=2).transpose(0, 2, 1), exits, first_hour=1)
+    assert np.isnan(by_lead[1, :, 2:]).all() and not np.isnan(by_lead[1, :, :2]).any(), "(trajectory, ..., lead)"
+    mean, standard_error, count = mean_over_kept(kept)
+    np.testing.assert_array_equal(count, [3, 3, 3, 2, 2])
+    np.testing.assert_allclose(mean, [5, 6, 7, 8, 9])
+    np.testing.assert_allclose(standard_error[3], np.std([3, 13], ddof=1) / np.sqrt(2))
+    _, standard_error, count = mean_over_kept(np.array([[1.0, np.nan], [np.nan, np.nan]]))
+    assert count.tolist() == [1, 0] and np.isnan(standard_error).all(), "no spread from one value, none from none"
 
 
 def moments_of(fields: np.ndarray) -> np.ndarray:

@@ -21,10 +21,11 @@ TRAJECTORIES, BANDS, DEGREES = 8, 6, 6
 EVALUATION = ["eval.rollout_steps=50"]
 
 
-def results(steps, scale, seed, energy_gain=0.0, polar_error=0.0):
+def results(steps, scale, seed, energy_gain=0.0, polar_error=0.0, blow_up=None):
     """Test results as the module leaves them, on one test set (the truth and the baselines depend only on the
     trajectory): the model's error grows as ``scale`` * lead, its energy drifts by ``energy_gain`` per hour beyond
-    the truth's, and its error in the polar band (75-90) is ``polar_error`` above the others'."""
+    the truth's, and its error in the polar band (75-90) is ``polar_error`` above the others'. ``blow_up``: the
+    hour from which the model's rollout of trajectory 0 is 1e30 times too large, invariants and band energy alike."""
     test_set, own = np.random.default_rng(0), np.random.default_rng(seed)
     leads = np.arange(1, steps + 1)
     difficulty = test_set.uniform(0.5, 1.5, (TRAJECTORIES, 1, 1))
@@ -41,6 +42,9 @@ def results(steps, scale, seed, energy_gain=0.0, polar_error=0.0):
     bands[0, :, :, 0] += polar_error * leads
     fraction = np.full((5, TRAJECTORIES, 3, steps), 1e-13)
     fraction[1] = 1e-4 * (1 + energy_gain * 1e3) * own.uniform(0.5, 1.5, (TRAJECTORIES, 3, steps))
+    if blow_up is not None:
+        invariants[1, 0, :, blow_up:] *= 1e30
+        fraction[1, 0, :, blow_up - 1 :] = 0.9
     physics = {
         "invariants": invariants,
         "moments": test_set.random((5, TRAJECTORIES, 3, steps, 2)),
@@ -158,6 +162,30 @@ def test_with_one_seed_each_the_physics_is_paired_over_trajectories(tmp_path):
         with np.load(job_dir / "test_physics.npz") as physics:
             per_trajectory.append(physics["latitude_band_rel_l2"][0, :, :, 0, 19].mean(axis=1))
     assert float(polar["p"]) == pytest.approx(stats.ttest_rel(*per_trajectory).pvalue, rel=1e-9)
+
+
+def test_a_rollout_that_blew_up_counts_in_stability_and_not_in_the_drift_and_band_energy_of_the_others(tmp_path):
+    make_job(tmp_path, 0, ["model=sfno"], seed=1, blow_up=12)
+    make_job(tmp_path, 1, ["model=fno"], seed=2)
+
+    markdown = write_comparison(tmp_path).read_text()
+
+    stability = markdown.split("### Stability")[1]
+    assert "| model=sfno | 1 | 0.875 ± 0.12 | 1 / 8 | +12 h |" in stability
+    drift = markdown.split("### Invariant drift")[1].split("###")[0]
+    sfno_row = next(line for line in drift.splitlines() if line.startswith("| model=sfno"))
+    energy = float(sfno_row.split("|")[5].split("±")[0])
+    assert abs(energy) < 0.05, f"the drift of the seven stable rollouts, not the one at 1e30: {sfno_row}"
+    rows = read_csv(tmp_path / "comparison_physics_tests.csv")
+    late = [row for row in rows if row["quantity"] == "drift_error" and row["lead_h"] == "20"]
+    assert late and all(row["n"] == str(TRAJECTORIES - 1) for row in late), "pairs of the stable rollouts only"
+    early = [row for row in rows if row["quantity"] == "energy_fraction_above_excess" and row["lead_h"] == "10"]
+    assert early and all(row["n"] == str(TRAJECTORIES) for row in early), "before the blow-up every rollout counts"
+    record = json.loads((tmp_path / "0_sfno32x64_model=sfno" / "test_metrics.json").read_text())
+    assert record["invariants"]["stable_rollouts"]["model"][11:13] == [TRAJECTORIES, TRAJECTORIES - 1]
+    assert record["invariants"]["stable_rollouts"]["truth"][-1] == TRAJECTORIES
+    assert abs(record["invariants"]["relative_drift"]["model"]["energy"][-1]) < 0.05
+    assert record["spectral_ratio"]["energy_fraction_above"]["model"]["mean"]["forecast"][-1] < 1e-3
 
 
 def test_a_sweep_read_through_its_evaluations_uses_their_numbers_and_shows_the_missing(tmp_path):

@@ -89,7 +89,8 @@ def physics_sections(configurations: list[dict[str, Any]], report: PhysicsReport
         "",
         "Relative drift from the initial state, (value - value at 0 h) / |value at 0 h|, of the model and of the "
         "truth on the same test trajectories (the solver keeps the mass and loses energy and potential enstrophy to "
-        "its hyperdiffusion). Tested: |the model's drift - the truth's| per trajectory.",
+        "its hyperdiffusion), the model's over its rollouts still stable at that lead (see *Stability*: one rollout "
+        "that blew up would stand for all). Tested: |the model's drift - the truth's| per trajectory.",
         "",
         table_header(
             ["configuration", "seeds", *(header for name in INVARIANTS for header in (name, f"{name} (truth)"))]
@@ -117,8 +118,8 @@ def physics_sections(configurations: list[dict[str, Any]], report: PhysicsReport
         "### Energy above the band edge",
         "",
         "The fraction of the energy (channel mean) at and above the data's band edge, where the truth has none to "
-        "rounding: energy a forecast made up at scales the data never has; the truth's in brackets. Tested: the "
-        "model's fraction - the truth's per trajectory.",
+        "rounding: energy a forecast made up at scales the data never has, over the model's rollouts still stable "
+        "at the lead; the truth's in brackets. Tested: the model's fraction - the truth's per trajectory.",
         "",
         table_header(["configuration", "seeds", *(f"+{lead} h" for lead in report.leads)]),
     ]

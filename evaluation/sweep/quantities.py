@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.physics import exit_leads, relative_drift
-from evaluation.run_report import band_labels
+from evaluation.physics import unstable_as_nan
+from evaluation.run_report import band_labels, forecast_exits, stable_drifts
 from evaluation.sweep.jobs import job_value, trajectory_errors
 from evaluation.test_physics import load_test_physics
 from models import TRUTH
@@ -37,11 +37,13 @@ class Quantity:
     part: str = ""
 
     def seed_value(self, job: dict[str, Any], forecast: str, lead: int) -> float | None:
-        """The job's mean over its test trajectories; None where missing or not finite."""
+        """The job's mean over its test trajectories (those not NaN: see `physics`); None where missing, with no
+        trajectory, or not finite."""
         if self.per_seed is not None:
             return self.per_seed(job, forecast, lead)
         values = self.per_trajectory(job, forecast, lead)
-        found = None if values is None else float(values.mean())
+        values = None if values is None else values[~np.isnan(values)]
+        found = None if values is None or len(values) == 0 else float(values.mean())
         return found if found is not None and math.isfinite(found) else None
 
 
@@ -56,6 +58,10 @@ def physics(job: dict[str, Any]) -> dict[str, Any] | None:
     trajectory, invariant, hour 0..N: `relative_drift`), "exit_lead" (forecast, trajectory: the first lead outside
     the energy range, NaN if none: `exit_leads`), "fraction_above" (source, trajectory, lead), "bands_rel_l2"
     (forecast, trajectory, band, lead), "authors" (forecast, trajectory, lead).
+
+    A forecast's drift and fraction above the band edge are NaN from the lead at which its rollout left the energy
+    range on: measured over the rollouts still stable, so that one rollout that blew up to 1e40 does not stand for
+    the drift of all; how many left is the stability's question (`UNSTABLE`). The errors keep every rollout.
     """
     if "physics" not in job:
         job["physics"] = _read_physics(job) if (job["results"] / PHYSICS_FILE).is_file() else None
@@ -64,23 +70,22 @@ def physics(job: dict[str, Any]) -> dict[str, Any] | None:
 
 def _read_physics(job: dict[str, Any]) -> dict[str, Any]:
     read = load_test_physics(job["results"])
-    energy = INVARIANTS.index("energy")
-    invariants = read.measures["invariants"]  # (source, trajectory, invariant, hour 0..N)
     sources = read.labels["source"].tolist()
     forecasts = read.labels["forecast"].tolist()
-    truth_energy = invariants[sources.index(TRUTH), :, energy, 1:]  # (trajectory, lead)
-    with np.errstate(invalid="ignore", over="ignore"):
-        drift = relative_drift(invariants)
+    exits = forecast_exits(read)
+    drifts = stable_drifts(read, exits)
+    fraction_above = read.measures["energy_fraction_above"].mean(axis=2)  # (source, trajectory, lead)
+    for forecast in forecasts:
+        index = sources.index(forecast)
+        fraction_above[index] = unstable_as_nan(fraction_above[index], exits[forecast], first_hour=1)
     return {
         "sources": sources,
         "forecasts": forecasts,
         "bands": band_labels(read.labels["band"]),
         "leads": len(read.labels["lead"]),
-        "drift": drift,
-        "exit_lead": np.stack(
-            [exit_leads(invariants[sources.index(forecast), :, energy, 1:], truth_energy) for forecast in forecasts]
-        ),
-        "fraction_above": read.measures["energy_fraction_above"].mean(axis=2),
+        "drift": np.stack([drifts[source] for source in sources]),
+        "exit_lead": np.stack([exits[forecast] for forecast in forecasts]),
+        "fraction_above": fraction_above,
         "bands_rel_l2": read.measures["latitude_band_rel_l2"].mean(axis=2),
         "authors": read.measures["authors_pooled_rel_l2"],
     }
@@ -184,5 +189,6 @@ def configuration_summary(
         values = quantity.per_trajectory(jobs[0], source, lead)
         if values is None:
             return mean, None
+        values = values[~np.isnan(values)]
     standard_error = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
     return mean, standard_error if standard_error is not None and math.isfinite(standard_error) else None

@@ -86,7 +86,7 @@ def _against_configuration(best: dict[str, Any], other: dict[str, Any], quantity
     per_trajectory = [_seed_mean_per_trajectory(config["jobs"], quantity, lead) for config in (best, other)]
     if any(values is None for values in per_trajectory):
         return replace(verdict, over="no test: no values per test trajectory")
-    return replace(verdict, comparison=paired(*per_trajectory), over=OVER_TRAJECTORIES)
+    return replace(verdict, comparison=paired(*_both_kept(*per_trajectory)), over=OVER_TRAJECTORIES)
 
 
 def _against_best_baseline(config: dict[str, Any], quantity: Quantity, lead: int) -> Verdict | None:
@@ -115,7 +115,14 @@ def _against_best_baseline(config: dict[str, Any], quantity: Quantity, lead: int
     values = [quantity.per_trajectory(jobs[0], forecast, lead) for forecast in (MODEL, baseline)]
     if any(found is None for found in values):
         return replace(verdict, over="no test: no test_errors.npz")
-    return replace(verdict, comparison=paired(*values), over=OVER_TRAJECTORIES)
+    return replace(verdict, comparison=paired(*_both_kept(*values)), over=OVER_TRAJECTORIES)
+
+
+def _both_kept(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of the same test trajectories where neither value is NaN (a physical quantity of a rollout that left
+    the stable range: `evaluation.sweep.quantities.physics`); the test's n counts them."""
+    kept = ~(np.isnan(a) | np.isnan(b))
+    return a[kept], b[kept]
 
 
 def _seed_mean_per_trajectory(jobs: list[dict[str, Any]], quantity: Quantity, lead: int) -> np.ndarray | None:
