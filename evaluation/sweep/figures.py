@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.physics import mean_over_kept
 from evaluation.sweep.jobs import METRIC
 from evaluation.sweep.physics import PhysicsReport
 from evaluation.sweep.quantities import configuration_summary, latitude_band, physics
@@ -81,10 +82,10 @@ def write_physics_figures(
 
 
 def _mean_drift(jobs: list[dict[str, Any]], source: str) -> np.ndarray:
-    """(hour 0..N, invariant) over the hours every job reached."""
+    """(hour 0..N, invariant) over the hours every job reached: each job's mean over its rollouts still stable
+    (`evaluation.sweep.quantities.physics`), then the mean over jobs."""
     hours = min(physics(job)["drift"].shape[-1] for job in jobs)
-    with np.errstate(invalid="ignore", over="ignore"):
-        per_job = [
-            physics(job)["drift"][physics(job)["sources"].index(source), :, :, :hours].mean(axis=0) for job in jobs
-        ]  # (invariant, hour) each
-        return np.mean(per_job, axis=0).T
+    per_job = [
+        mean_over_kept(physics(job)["drift"][physics(job)["sources"].index(source), :, :, :hours])[0] for job in jobs
+    ]  # (invariant, hour) each
+    return np.mean(per_job, axis=0).T
