@@ -94,15 +94,33 @@ def assert_physics_summaries_are_the_means_of_test_physics(folder: Path) -> None
     assert physics.labels["lead"].tolist() == errors.lead_hours and physics.num_trajectories == errors.num_trajectories
     assert physics.labels["hour"].tolist() == [0, *errors.lead_hours]
     columns = [*CHANNELS, "mean"]
+    truth_energy = physics.of("invariants", "truth")[:, INVARIANTS.index("energy"), 1:]  # (trajectory, lead)
+
+    def stable_so_far(source: str) -> np.ndarray:
+        """(trajectory, hour 0..N): the rollout has kept its energy within ENERGY_FACTOR of the truth's so far."""
+        if source == "truth":
+            return np.ones((len(truth_energy), truth_energy.shape[1] + 1), dtype=bool)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ratio = physics.of("invariants", source)[:, INVARIANTS.index("energy"), 1:] / truth_energy
+        inside = np.isfinite(ratio) & (ratio <= ENERGY_FACTOR) & (ratio >= 1 / ENERGY_FACTOR)
+        return np.concatenate([np.ones((len(inside), 1), dtype=bool), np.cumprod(inside, axis=1) == 1], axis=1)
+
+    def mean_where(values: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """Mean over trajectories (axis 0) of the kept values, NaN where none is."""
+        count = kept.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return np.where(kept, values, 0).sum(axis=0) / count
+
     for source in ["truth", *forecasts]:
         invariants = physics.of("invariants", source)  # (trajectory, invariant, hour 0..N)
-        drift = (invariants - invariants[..., :1]) / np.abs(invariants[..., :1])
+        with np.errstate(invalid="ignore", over="ignore"):
+            drift = (invariants - invariants[..., :1]) / np.abs(invariants[..., :1])
+        assert metrics["invariants"]["stable_rollouts"][source] == stable_so_far(source).sum(axis=0).tolist()
         for index, invariant in enumerate(INVARIANTS):
-            expected = drift[:, index].mean(axis=0)
+            expected = mean_where(drift[:, index], stable_so_far(source))
             reported = metrics["invariants"]["relative_drift"][source][invariant]
             np.testing.assert_allclose(finite_or_nan(reported), finite_or_nan(expected), rtol=1e-6, atol=1e-12)
     truth_fraction = physics.of("energy_fraction_above", "truth")  # (trajectory, channel, lead)
-    truth_energy = physics.of("invariants", "truth")[:, INVARIANTS.index("energy"), 1:]
     for forecast in forecasts:
         bands = physics.of("latitude_band_rel_l2", forecast)  # (trajectory, channel, band, lead)
         fraction = physics.of("energy_fraction_above", forecast)
@@ -115,7 +133,7 @@ def assert_physics_summaries_are_the_means_of_test_physics(folder: Path) -> None
                 (values.mean(axis=1) if column == "mean" else values[:, index]) for values in (fraction, truth_fraction)
             )
             for name, values in (("forecast", ours), ("excess", ours - truth)):
-                expected = finite_or_nan(values.mean(axis=0))
+                expected = finite_or_nan(mean_where(values, stable_so_far(forecast)[:, 1:]))
                 np.testing.assert_allclose(finite_or_nan(summary[column][name]), expected, atol=1e-6)
         pooled = physics.of("authors_pooled_rel_l2", forecast).mean(axis=0)  # (lead,)
         their_leads = [lead for lead in AUTHORS_LEAD_HOURS if lead <= len(errors.lead_hours)]
