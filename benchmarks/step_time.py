@@ -10,7 +10,12 @@ each figure is the median over its steps after ``--warmup``. Between the blocks 
 square 1024x1024 matrix product is measured with the same threads (``gemm_gflops``, median), so that ``efficiency``
 = ``step_gflop`` / ``default_step_s`` / ``gemm_gflops`` says how near the default step comes to what this machine
 does at best; the FLOPs of a step are counted by `torch.utils.flop_counter.FlopCounterMode` (matrix products and
-convolutions). Prints progress to stderr and the figures as one JSON object on the last line: ``reference_step_s``,
+convolutions). What the network's shapes allow is measured too: every matrix product of one default step (skinny
+products of all grid points by 4 to 64 channels, which read and write more than they compute) is recorded with its
+shapes and memory layout and run again on its own, with warm caches, between the blocks: ``products_gflops`` is
+their FLOPs over the sum of their median times, ``ceiling`` = ``products_gflops`` / ``gemm_gflops`` the efficiency
+of a step that did nothing but those products at that speed, and ``of_ceiling`` = ``efficiency`` / ``ceiling``.
+Prints progress to stderr and the figures as one JSON object on the last line: ``reference_step_s``,
 ``default_step_s``, ``ratio`` = default / reference, the FLOPs of both steps, the rates, and the machine.
 """
 
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -70,6 +76,55 @@ def step_gflop(step: Callable[[torch.Tensor], None], batch: torch.Tensor) -> flo
     return counter.get_total_flops() / 1e9
 
 
+MATRIX_PRODUCTS = (torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default)
+
+
+class MatrixProducts(TorchDispatchMode):
+    """Records every matrix product dispatched inside it: the operator and its arguments' shapes and strides."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in MATRIX_PRODUCTS:
+            self.calls.append((func, [(arg.shape, arg.stride(), arg.dtype, arg.device) for arg in args]))
+        return func(*args, **(kwargs or {}))
+
+
+def recorded_products(step: Callable[[torch.Tensor], None], batch: torch.Tensor) -> list[Callable[[], torch.Tensor]]:
+    """The matrix products of one step, each as a call on fresh random operands of the same shapes and layouts."""
+    with MatrixProducts() as recorder:
+        step(batch)
+    products = []
+    for func, specs in recorder.calls:
+        operands = [strided_randn(*spec) for spec in specs]
+        products.append(lambda func=func, operands=operands: func(*operands))
+    return products
+
+
+def strided_randn(shape: torch.Size, stride: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Random values in the memory layout ``stride`` (a broadcast bias's zero strides included)."""
+    storage = 1 + sum((size - 1) * step for size, step in zip(shape, stride, strict=True))
+    return torch.randn(storage, dtype=dtype, device=device).as_strided(shape, stride)
+
+
+def products_seconds(products: list[Callable[[], torch.Tensor]], repeats: int) -> float:
+    """The sum over the products of each one's median time alone, after one untimed call."""
+    total = 0.0
+    for product in products:
+        times = []
+        for index in range(repeats + 1):
+            synchronize()
+            started = time.perf_counter()
+            product()
+            synchronize()
+            if index:
+                times.append(time.perf_counter() - started)
+        total += statistics.median(times)
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -103,12 +158,14 @@ def main() -> None:
     for step in steps.values():
         timed_steps(step, [batches[index % args.block] for index in range(args.warmup)])
     flops = {name: step_gflop(step, batches[0]) for name, step in steps.items()}
-    gemm_rates = []
+    products = recorded_products(steps["default"], batches[0])
+    gemm_rates, product_times = [], []
     while len(times["default"]) < args.steps:
         for name, step in steps.items():
             times[name] += timed_steps(step, batches)
             print(f"{name}: {len(times[name])} steps, median {statistics.median(times[name]):.4f} s", file=sys.stderr)
         gemm_rates.append(gemm_gflops(repeats=args.block))
+        product_times.append(products_seconds(products, repeats=args.block))
     results = {
         "machine": machine(),
         "batch_size": args.batch_size,
@@ -125,6 +182,15 @@ def main() -> None:
     results["ratio"] = round(results["default_step_s"] / results["reference_step_s"], 3)
     results["step_gflops"] = round(flops["default"] / results["default_step_s"], 1)
     results["efficiency"] = round(results["step_gflops"] / results["gemm_gflops"], 3)
+    results["matrix_products"] = len(products)
+    with FlopCounterMode(display=False) as counter:
+        for product in products:
+            product()
+    results["products_gflop"] = round(counter.get_total_flops() / 1e9, 3)
+    results["products_gflops"] = round(results["products_gflop"] / statistics.median(product_times), 1)
+    # the step's FLOPs in the time its products take alone: the efficiency of a step that did nothing else
+    results["ceiling"] = round(flops["default"] / statistics.median(product_times) / results["gemm_gflops"], 3)
+    results["of_ceiling"] = round(results["efficiency"] / results["ceiling"], 3)
     print(json.dumps(results))
 
 
