@@ -5,6 +5,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -54,15 +55,20 @@ def gemm_gflops(size: int = 1024, repeats: int = 20) -> float:
     GFLOP/s: the median of ``repeats`` products after two untimed ones."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    return 2 * size**3 / median_seconds(lambda: a @ b, repeats, warmup=2) / 1e9
+
+
+def median_seconds(call: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """The median wall time of ``repeats`` calls after ``warmup`` untimed ones, queued GPU work included."""
     times = []
-    for index in range(repeats + 2):
+    for index in range(warmup + repeats):
         synchronize()
         started = time.perf_counter()
-        a @ b
+        call()
         synchronize()
-        if index >= 2:
+        if index >= warmup:
             times.append(time.perf_counter() - started)
-    return 2 * size**3 / statistics.median(times) / 1e9
+    return statistics.median(times)
 
 
 def synchronize() -> None:

@@ -12,9 +12,10 @@ square 1024x1024 matrix product is measured with the same threads (``gemm_gflops
 does at best; the FLOPs of a step are counted by `torch.utils.flop_counter.FlopCounterMode` (matrix products and
 convolutions). What the network's shapes allow is measured too: every matrix product of one default step (skinny
 products of all grid points by 4 to 64 channels, which read and write more than they compute) is recorded with its
-shapes and memory layout and run again on its own, with warm caches, between the blocks: ``products_gflops`` is
-their FLOPs over the sum of their median times, ``ceiling`` = ``products_gflops`` / ``gemm_gflops`` the efficiency
-of a step that did nothing but those products at that speed, and ``of_ceiling`` = ``efficiency`` / ``ceiling``.
+shapes and memory layout and run again on its own, with warm caches, between the blocks: ``products_gflops`` is the
+step's FLOPs (all of them are those products') over the sum of their median times, ``ceiling`` =
+``products_gflops`` / ``gemm_gflops`` the efficiency of a step that did nothing but those products at that speed,
+and ``of_ceiling`` = ``efficiency`` / ``ceiling``.
 Prints progress to stderr and the figures as one JSON object on the last line: ``reference_step_s``,
 ``default_step_s``, ``ratio`` = default / reference, the FLOPs of both steps, the rates, and the machine.
 """
@@ -33,7 +34,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import compose_config, gemm_gflops, machine, synchronize  # noqa: E402
+from benchmarks.common import compose_config, gemm_gflops, machine, median_seconds, synchronize  # noqa: E402
 from models.metrics import area_weights, squared_l2_loss  # noqa: E402
 from runs.build import build_module, count_parameters  # noqa: E402
 from runs.start import prepare_process  # noqa: E402
@@ -111,18 +112,7 @@ def strided_randn(shape: torch.Size, stride: tuple[int, ...], dtype: torch.dtype
 
 def products_seconds(products: list[Callable[[], torch.Tensor]], repeats: int) -> float:
     """The sum over the products of each one's median time alone, after one untimed call."""
-    total = 0.0
-    for product in products:
-        times = []
-        for index in range(repeats + 1):
-            synchronize()
-            started = time.perf_counter()
-            product()
-            synchronize()
-            if index:
-                times.append(time.perf_counter() - started)
-        total += statistics.median(times)
-    return total
+    return sum(median_seconds(product, repeats) for product in products)
 
 
 def main() -> None:
@@ -183,13 +173,8 @@ def main() -> None:
     results["step_gflops"] = round(flops["default"] / results["default_step_s"], 1)
     results["efficiency"] = round(results["step_gflops"] / results["gemm_gflops"], 3)
     results["matrix_products"] = len(products)
-    with FlopCounterMode(display=False) as counter:
-        for product in products:
-            product()
-    results["products_gflop"] = round(counter.get_total_flops() / 1e9, 3)
-    results["products_gflops"] = round(results["products_gflop"] / statistics.median(product_times), 1)
-    # the step's FLOPs in the time its products take alone: the efficiency of a step that did nothing else
-    results["ceiling"] = round(flops["default"] / statistics.median(product_times) / results["gemm_gflops"], 3)
+    results["products_gflops"] = round(flops["default"] / statistics.median(product_times), 1)
+    results["ceiling"] = round(results["products_gflops"] / results["gemm_gflops"], 3)
     results["of_ceiling"] = round(results["efficiency"] / results["ceiling"], 3)
     print(json.dumps(results))
 
