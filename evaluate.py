@@ -129,7 +129,7 @@ def evaluate(run_dir: Path, which: str, cfg: DictConfig, folder: Path) -> dict:
     if not trainer.is_global_zero:
         return model.test_results
     meta = run_meta(run_dir, model, datamodule) | {"checkpoint": str(checkpoint)}
-    plots = write_run_report(model.test_results, model.channels, meta, folder)
+    plots = write_run_report(model.test_results, model.channels, meta, folder, cfg.eval.get("plots", True))
     log_images(trainer, {f"test/{name}": path for name, path in plots.items()})
     if logger:
         logger.experiment.finish()

@@ -24,20 +24,24 @@ def log_images(trainer: Trainer, images: dict[str, Path]) -> None:
 
 
 class ValidationMaps(Callback):
-    """Maps of one fixed validation sample one hour ahead, every ``every_n_epochs`` epochs.
+    """Maps of one fixed validation sample one hour ahead, every ``every_n_epochs`` epochs (none with ``plots``
+    False: eval.plots).
 
     Saved under ``<run>/plots/validation/`` and logged to W&B, so a run can be
     judged by eye while it trains.
     """
 
-    def __init__(self, run_dir: str, every_n_epochs: int = 5) -> None:
+    def __init__(self, run_dir: str, every_n_epochs: int = 5, plots: bool = True) -> None:
         self.directory = Path(run_dir) / PLOTS_DIR / "validation"
         self.every_n_epochs = every_n_epochs
+        self.plots = plots
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch
         last_epoch = epoch + 1 == trainer.max_epochs
-        if trainer.sanity_checking or not trainer.is_global_zero or (epoch % self.every_n_epochs and not last_epoch):
+        if not self.plots or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if epoch % self.every_n_epochs and not last_epoch:
             return
         from evaluation.plots import plot_maps
 
@@ -66,13 +70,15 @@ def run_meta(run_dir: Path, pl_module: LightningModule, data: object) -> dict:
 
 class RunReport(Callback):
     """After the test stage, on rank 0: test_metrics.json and plots/ in the run folder
-    (`evaluation.run_report.write_run_report`), and the plots on W&B.
+    (`evaluation.run_report.write_run_report`), and the plots on W&B; with ``plots`` False (eval.plots) the test
+    files only.
 
     The training time in the report is this process's: the time `fit` took, without start-up and test.
     """
 
-    def __init__(self, run_dir: str) -> None:
+    def __init__(self, run_dir: str, plots: bool = True) -> None:
         self.run_dir = Path(run_dir)
+        self.plots = plots
         self.train_time_s: float | None = None
         self._fit_started = 0.0
 
@@ -88,6 +94,6 @@ class RunReport(Callback):
         from evaluation.run_report import write_run_report
 
         meta = run_meta(self.run_dir, pl_module, trainer.datamodule) | {"train_time_s": self.train_time_s}
-        plots = write_run_report(pl_module.test_results, pl_module.channels, meta, self.run_dir)
+        plots = write_run_report(pl_module.test_results, pl_module.channels, meta, self.run_dir, self.plots)
         log_images(trainer, {f"test/{name}": path for name, path in plots.items()})
-        log.info("test metrics and plots written to %s", self.run_dir)
+        log.info("test metrics%s written to %s", " and plots" if self.plots else "", self.run_dir)

@@ -274,9 +274,11 @@ def write_test_files(
     return errors, physics, record
 
 
-def write_run_report(results: dict, channels: list[str], meta: dict, run_dir: str | Path) -> dict[str, Path]:
-    """Write test_errors.npz, test_physics.npz, test_metrics.json, the plots and the rollout animation of one run;
-    returns the pictures' paths by name (for W&B: `evaluation.callbacks.log_images`)."""
+def write_run_report(
+    results: dict, channels: list[str], meta: dict, run_dir: str | Path, with_plots: bool = True
+) -> dict[str, Path]:
+    """Write test_errors.npz, test_physics.npz, test_metrics.json and, ``with_plots``, the plots and the rollout
+    animation of one run; returns the pictures' paths by name (for W&B: `evaluation.callbacks.log_images`)."""
     from evaluation.plots import (
         animate_rollout,
         plot_invariant_drift,
@@ -290,6 +292,8 @@ def write_run_report(results: dict, channels: list[str], meta: dict, run_dir: st
 
     run_dir = Path(run_dir)
     errors, physics, record = write_test_files(results, channels, meta, run_dir)
+    if not with_plots:
+        return {}
     plots_dir = run_dir / PLOTS_DIR
     plots = {}
     label = meta.get("model", MODEL)

@@ -16,7 +16,9 @@ import custom_resolvers  # noqa: F401
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(REPO / "config")
 
-# Small enough that a run takes seconds on two cores, large enough to exercise every path.
+# Small enough that a run takes seconds on two cores, large enough to exercise every path. No figures (a third of a
+# tiny run's time): the tests of the figures (test_run_folders.py, test_distributed.py, finished_run's evaluations,
+# test_run_report.py, test_plots.py) ask for them with eval.plots=True.
 TINY_DATA = [
     "data.num_examples=8",
     "data.windows_per_epoch=8",
@@ -25,6 +27,7 @@ TINY_DATA = [
     "data.spinup_steps=1",
     "eval.rollout_steps=3",
     "eval.val_rollout_steps=2",
+    "eval.plots=False",
 ]
 TINY = [
     *TINY_DATA,
@@ -69,7 +72,8 @@ def data_root(tmp_path_factory) -> Path:
 def finished_run(tmp_path_factory, data_root) -> Path:
     """One finished tiny run (CSV logging only) for tests that start from a run: evaluate.py, init_from."""
     log_dir = tmp_path_factory.mktemp("finished") / "outputs"
-    run_train([*TINY, "logger=csv", f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"], cwd=log_dir.parent)
+    overrides = [*TINY, "eval.plots=True", "logger=csv", f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"]
+    run_train(overrides, cwd=log_dir.parent)
     (run,) = log_dir.glob("*/*")
     return run
 

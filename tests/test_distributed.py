@@ -35,6 +35,7 @@ DDP = [
     "trainer.accelerator=cpu",
     "trainer.devices=2",
     "trainer.strategy=ddp",
+    "eval.plots=True",  # rank 0 alone draws
 ]
 
 

@@ -48,7 +48,7 @@ def test_group_choices_and_debug_are_not_repeated_in_the_name():
 
 
 def test_a_run_leaves_one_complete_folder(tmp_path, data_root):
-    run_train([*TINY, f"paths.data_root={data_root}"], cwd=tmp_path)
+    run_train([*TINY, "eval.plots=True", f"paths.data_root={data_root}"], cwd=tmp_path)
     (day,) = (tmp_path / "outputs").iterdir()
     (run,) = day.iterdir()
     assert re.match(rf"{STAMP}_sfno32x64_batch_size=4_", run.name)  # TINY's overrides, sorted (then shortened)
@@ -175,6 +175,8 @@ def test_multirun_gives_each_job_a_complete_folder_and_its_own_wandb_run(tmp_pat
     for job in jobs:
         assert (job / "ckpt" / "last.ckpt").is_file() and (job / "test_metrics.json").is_file()
         assert (job / "train.log").is_file()
+        assert {"test_errors.npz", "test_physics.npz"} <= {path.name for path in job.iterdir()}
+        assert not (job / "plots").exists(), "eval.plots=False (TINY): the numbers without figures"
         (wandb_run,) = (job / "wandb").glob("offline-run-*")
         run_ids.add(wandb_run.name.rsplit("-", 1)[-1])
     assert len(run_ids) == 2

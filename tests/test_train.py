@@ -42,7 +42,7 @@ def test_every_model_steps_at_every_resolution(model, data):
 def trained_run(data_root, tmp_path_factory):
     """A run of a few epochs on the tiny data, with its CSV log and checkpoints."""
     run_dir = tmp_path_factory.mktemp("trained")
-    overrides = [*TINY, f"training.max_epochs={EPOCHS}", "logger=csv", "trainer.log_every_n_steps=1"]
+    overrides = [*TINY, f"training.max_epochs={EPOCHS}", "logger=csv", "trainer.log_every_n_steps=1", "eval.plots=True"]
     overrides.append(f"paths.data_root={data_root}")
     cfg = compose_config(overrides, output_dir=run_dir)
     val_error = train(cfg)

@@ -32,7 +32,7 @@ INTEGER_MINIMUMS = {
 }
 POSITIVE_NUMBERS = ("training.lr", "data.mach", "data.amplitude")
 # On/off keys: any other value (`yes`, `1`) would silently count as on or off.
-SWITCHES = ("training.compile", "data.online", "model.residual")
+SWITCHES = ("training.compile", "data.online", "model.residual", "eval.plots")
 # Keys with a fixed set of values.
 CHOICES = {"float32_matmul_precision": ("highest", "high", "medium")}
 
