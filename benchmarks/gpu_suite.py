@@ -61,6 +61,7 @@ DRY_RUN = {
         "eval.rollout_steps=5",
         "eval.val_rollout_steps=2",
         "eval.map_leads=[1,5]",
+        "eval.plots=False",
         "batch_size=4",
         "training.effective_batch_size=4",
         "training.max_epochs=2",

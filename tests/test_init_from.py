@@ -47,7 +47,7 @@ def test_problems_are_found_before_the_run_starts(finished_run, overrides, messa
 
 def test_train_py_starts_a_new_run_from_the_weights(finished_run, tmp_path, data_root):
     result = run_train(
-        [*TINY, f"init_from={finished_run}", "training.lr=1e-3", f"paths.data_root={data_root}"], tmp_path
+        [*TINY, f"init_from={finished_run}", "training.lr=1e-3", "logger=csv", f"paths.data_root={data_root}"], tmp_path
     )
     (run,) = (tmp_path / "outputs").glob("*/*")
     assert run != finished_run and (run / "test_metrics.json").is_file()
