@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(REPO / "config")
 
 # Small enough that a run takes seconds on two cores, large enough to exercise every path. No figures (a third of a
-# tiny run's time): the tests of the figures (test_run_folders.py, test_distributed.py, finished_run's evaluations,
-# test_run_report.py, test_plots.py) ask for them with eval.plots=True.
+# tiny run's time): the tests of the figures (test_run_folders.py, test_distributed.py, test_evaluate_grids.py,
+# test_train.py, test_run_report.py, test_plots.py) ask for them with eval.plots=True.
 TINY_DATA = [
     "data.num_examples=8",
     "data.windows_per_epoch=8",
@@ -72,8 +72,7 @@ def data_root(tmp_path_factory) -> Path:
 def finished_run(tmp_path_factory, data_root) -> Path:
     """One finished tiny run (CSV logging only) for tests that start from a run: evaluate.py, init_from."""
     log_dir = tmp_path_factory.mktemp("finished") / "outputs"
-    overrides = [*TINY, "eval.plots=True", "logger=csv", f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"]
-    run_train(overrides, cwd=log_dir.parent)
+    run_train([*TINY, "logger=csv", f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"], cwd=log_dir.parent)
     (run,) = log_dir.glob("*/*")
     return run
 

@@ -120,13 +120,13 @@ def test_batches_of_other_statistics_are_converted_into_the_models_units(model, 
 
 
 def test_a_run_evaluates_on_the_same_equation_at_twice_its_grid(finished_run):
-    """The tiny 32x64 run at 64x128 with the fixed rule: finite errors and the report; at 32x64 through the same
-    overrides, the data is the run's own file (the fixed rule at its reference is the default's data) and the errors
-    are the run's test errors."""
+    """The tiny 32x64 run at 64x128 with the fixed rule: finite errors and the report with its figures; at 32x64
+    through the same overrides, the data is the run's own file (the fixed rule at its reference is the default's data)
+    and the errors are the run's test errors."""
     tiny = [override for override in TINY_DATA if override.startswith("data.")]
-    finer = evaluate(finished_run, "data=64x128", "data.hyperdiffusion=fixed", *tiny)
+    finer = evaluate(finished_run, "data=64x128", "data.hyperdiffusion=fixed", *tiny, "eval.plots=True")
     assert finer.returncode == 0, finer.stderr[-3000:]
-    own = evaluate(finished_run, "data=32x64", "data.hyperdiffusion=fixed", *tiny, "eval.plots=False")
+    own = evaluate(finished_run, "data=32x64", "data.hyperdiffusion=fixed", *tiny)
     assert own.returncode == 0, own.stderr[-3000:]
     (finer_folder,) = (finished_run / EVAL_DIR).glob("*_data=64x128_data.hyperdiffusion=fixed_*")
     (own_folder,) = (finished_run / EVAL_DIR).glob("*_data=32x64_data.hyperdiffusion=fixed_*")

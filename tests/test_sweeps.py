@@ -108,6 +108,7 @@ def test_an_optuna_search_reports_its_best_trial_and_records_a_diverging_one_as_
     log_dir = tmp_path / "outputs"
     # Two trials of a learning rate that trains and one that diverges; width and batch size fixed by the overrides.
     args = ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "training.lr=choice(0.001,1e30)", *TINY]
+    args.append("logger=csv")  # W&B in a sweep's jobs: test_run_folders.py's multirun
     result = run_train([*args, *DIVERGING, f"paths.data_root={data_root}", f"paths.log_dir={log_dir}"], tmp_path)
     (sweep,) = log_dir.glob("*/*")
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
