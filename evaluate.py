@@ -129,11 +129,12 @@ def evaluate(run_dir: Path, which: str, cfg: DictConfig, folder: Path) -> dict:
     if not trainer.is_global_zero:
         return model.test_results
     meta = run_meta(run_dir, model, datamodule) | {"checkpoint": str(checkpoint)}
-    plots = write_run_report(model.test_results, model.channels, meta, folder, cfg.eval.get("plots", True))
+    with_plots = cfg.eval.get("plots", True)  # runs from before eval.plots drew their figures
+    plots = write_run_report(model.test_results, model.channels, meta, folder, with_plots)
     log_images(trainer, {f"test/{name}": path for name, path in plots.items()})
     if logger:
         logger.experiment.finish()
-    log.info("test metrics and plots of %s written to %s", checkpoint.name, folder)
+    log.info("test metrics%s of %s written to %s", " and plots" if with_plots else "", checkpoint.name, folder)
     return model.test_results
 
 
