@@ -42,8 +42,9 @@ CONFIG_NAME = "neuraloperator"  # train.py's top-level config
 # Data keys that follow eval.* keys in the config: an evaluation keeps the run's values, so that a longer rollout
 # (eval.rollout_steps=500) does not regenerate the training data under new statistics and baselines.
 TRAINED_DATA_KEYS = ("data.rollout_steps", "data.val_rollout_steps")
-# The test trajectories' hours follow the test rollout, also in runs saved before the key existed.
-TEST_HOURS_KEY, TEST_HOURS = "data.test_rollout_steps", "${eval.rollout_steps}"
+# Keys that runs saved before they existed get, with what those runs did: the test trajectories' hours followed the
+# test rollout, and every report drew its figures. Set before the overrides, which then apply as to any other key.
+KEYS_SINCE = {"data.test_rollout_steps": "${eval.rollout_steps}", "eval.plots": True}
 # The other ranks of `trainer.devices=2` run this script again: they find rank 0's folder here.
 FOLDER_VARIABLE = "EVALUATE_FOLDER"
 
@@ -54,6 +55,9 @@ def evaluation_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     run's values unless an override sets them. Raises ValueError naming an override that cannot apply, or a
     `ConfigError` (runs/checks/) for values that cannot work."""
     cfg = saved_config(run_dir)
+    for key, value in KEYS_SINCE.items():
+        if OmegaConf.select(cfg, key) is None:
+            OmegaConf.update(cfg, key, value, merge=False, force_add=True)
     trained = {key: OmegaConf.select(cfg, key) for key in TRAINED_DATA_KEYS}
     built_for = OmegaConf.select(cfg, "model.grid")  # a net built for one grid (model.grid follows the run's data)
     built_for = None if built_for is None else [int(size) for size in built_for]
@@ -85,8 +89,6 @@ def evaluation_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     for key, value in trained.items():
         if key not in overridden:
             OmegaConf.update(cfg, key, value, merge=False)
-    if OmegaConf.select(cfg, TEST_HOURS_KEY) is None:
-        OmegaConf.update(cfg, TEST_HOURS_KEY, TEST_HOURS, merge=False, force_add=True)
     with open_dict(cfg):
         cfg.output_dir = str(run_dir)  # the saved value is a ${hydra:...} interpolation
     check_config(cfg, EVALUATION_CHECKS)
@@ -129,12 +131,11 @@ def evaluate(run_dir: Path, which: str, cfg: DictConfig, folder: Path) -> dict:
     if not trainer.is_global_zero:
         return model.test_results
     meta = run_meta(run_dir, model, datamodule) | {"checkpoint": str(checkpoint)}
-    with_plots = cfg.eval.get("plots", True)  # runs from before eval.plots drew their figures
-    plots = write_run_report(model.test_results, model.channels, meta, folder, with_plots)
+    plots = write_run_report(model.test_results, model.channels, meta, folder, cfg.eval.plots)
     log_images(trainer, {f"test/{name}": path for name, path in plots.items()})
     if logger:
         logger.experiment.finish()
-    log.info("test metrics%s of %s written to %s", " and plots" if with_plots else "", checkpoint.name, folder)
+    log.info("test metrics%s of %s written to %s", " and plots" if plots else "", checkpoint.name, folder)
     return model.test_results
 
 

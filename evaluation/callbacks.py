@@ -96,4 +96,4 @@ class RunReport(Callback):
         meta = run_meta(self.run_dir, pl_module, trainer.datamodule) | {"train_time_s": self.train_time_s}
         plots = write_run_report(pl_module.test_results, pl_module.channels, meta, self.run_dir, self.plots)
         log_images(trainer, {f"test/{name}": path for name, path in plots.items()})
-        log.info("test metrics%s written to %s", " and plots" if self.plots else "", self.run_dir)
+        log.info("test metrics%s written to %s", " and plots" if plots else "", self.run_dir)

@@ -70,6 +70,19 @@ def test_overrides_set_keys_and_replace_groups(finished_run):
     assert cfg.output_dir == str(finished_run)
 
 
+def test_a_run_saved_before_newer_keys_gets_what_it_did_and_takes_them_as_overrides(finished_run, tmp_path):
+    """A run saved without data.test_rollout_steps and eval.plots: its test hours follow the test rollout and its
+    report draws figures, as then; eval.plots=False applies without a `+`."""
+    saved = OmegaConf.load(finished_run / SAVED_CONFIG)
+    del saved.data["test_rollout_steps"], saved.eval["plots"]
+    old_run = tmp_path / "old_run"
+    (old_run / SAVED_CONFIG).parent.mkdir(parents=True)
+    OmegaConf.save(saved, old_run / SAVED_CONFIG)
+    cfg = evaluation_config(old_run, ["eval.rollout_steps=5"])
+    assert (cfg.data.test_rollout_steps, cfg.eval.plots) == (5, True)
+    assert evaluation_config(old_run, ["eval.plots=False"]).eval.plots is False
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
