@@ -17,7 +17,9 @@ step's FLOPs (all of them are those products') over the sum of their median time
 ``products_gflops`` / ``gemm_gflops`` the efficiency of a step that did nothing but those products at that speed,
 and ``of_ceiling`` = ``efficiency`` / ``ceiling``.
 Prints progress to stderr and the figures as one JSON object on the last line: ``reference_step_s``,
-``default_step_s``, ``ratio`` = default / reference, the FLOPs of both steps, the rates, and the machine.
+``default_step_s``, ``ratio`` = default / reference (the median over the rounds of the ratio of the two blocks run
+back to back in each, so that a change in the machine's speed between rounds cancels), the FLOPs of both steps, the
+rates, and the machine.
 """
 
 import argparse
@@ -149,11 +151,15 @@ def main() -> None:
         timed_steps(step, [batches[index % args.block] for index in range(args.warmup)])
     flops = {name: step_gflop(step, batches[0]) for name, step in steps.items()}
     products = recorded_products(steps["default"], batches[0])
-    gemm_rates, product_times = [], []
+    gemm_rates, product_times, ratios = [], [], []
     while len(times["default"]) < args.steps:
+        block_medians = {}
         for name, step in steps.items():
-            times[name] += timed_steps(step, batches)
+            block = timed_steps(step, batches)
+            times[name] += block
+            block_medians[name] = statistics.median(block)
             print(f"{name}: {len(times[name])} steps, median {statistics.median(times[name]):.4f} s", file=sys.stderr)
+        ratios.append(block_medians["default"] / block_medians["reference"])
         gemm_rates.append(gemm_gflops(repeats=args.block))
         product_times.append(products_seconds(products, repeats=args.block))
     results = {
@@ -169,7 +175,7 @@ def main() -> None:
         "step_gflop": round(flops["default"], 3),
         "gemm_gflops": round(statistics.median(gemm_rates), 1),
     }
-    results["ratio"] = round(results["default_step_s"] / results["reference_step_s"], 3)
+    results["ratio"] = round(statistics.median(ratios), 3)
     results["step_gflops"] = round(flops["default"] / results["default_step_s"], 1)
     results["efficiency"] = round(results["step_gflops"] / results["gemm_gflops"], 3)
     results["matrix_products"] = len(products)
