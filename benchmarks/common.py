@@ -32,14 +32,17 @@ def data_spec(overrides: list[str]) -> DataSpec:
 
 
 def machine() -> dict:
-    """The machine a benchmark ran on, as every benchmark's JSON names it: the CPU model and the flags that decide
-    its matrix-product speed (AVX2, AVX-512, AMX), its cores, the threads torch uses, torch's version, the GPU."""
+    """The machine a benchmark ran on, as every benchmark's JSON names it: the CPU model (with its family and model
+    numbers, since a virtual machine's model name can be as bare as "AMD EPYC") and the flags that decide its
+    matrix-product speed (AVX2, AVX-512, AMX), its cores, the threads torch uses, torch's version, the GPU."""
     cpu, flags = platform.processor() or platform.machine(), set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         fields = dict(line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
         fields = {key.strip(): value.strip() for key, value in fields.items()}
         cpu, flags = fields.get("model name", cpu), set(fields.get("flags", "").split())
+        if "cpu family" in fields and "model" in fields:
+            cpu += f" (family {fields['cpu family']}, model {fields['model']})"
     return {
         "cpu": cpu,
         "cpu_flags": {flag: flag in flags for flag in ("avx2", "avx512f", "amx_tile")},

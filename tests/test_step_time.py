@@ -1,9 +1,13 @@
-"""benchmarks/step_time.py's ceiling: the matrix products it replays are the step's own, FLOP for FLOP."""
+"""benchmarks/step_time.py's ceiling: the matrix products it replays are the step's own, FLOP for FLOP; and the machine
+every benchmark names."""
+
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks import common
 from benchmarks.step_time import products_seconds, recorded_products
 
 
@@ -29,3 +33,13 @@ def test_the_replayed_products_are_the_steps_with_their_flops_and_layouts():
     assert replay_counter.get_total_flops() == step_counter.get_total_flops() > 0
     assert sorted(tuple(output.shape) for output in outputs) == [(3, 8), (8, 4), (32, 3), (32, 8), (32, 8)]
     assert products_seconds(products, repeats=2) > 0
+
+
+def test_the_machine_is_named_by_model_flags_cores_threads_and_torch(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("cpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f\n")
+    monkeypatch.setattr(common, "Path", lambda path: cpuinfo if path == "/proc/cpuinfo" else Path(path))
+    named = common.machine()
+    assert named["cpu"] == "AMD EPYC (family 25, model 17)"
+    assert named["cpu_flags"] == {"avx2": True, "avx512f": True, "amx_tile": False}
+    assert named["threads"] == torch.get_num_threads() and named["torch"] == torch.__version__
