@@ -1,6 +1,7 @@
 """benchmarks/step_time.py's ceiling: the matrix products it replays are the step's own, FLOP for FLOP; and the machine
 every benchmark names."""
 
+import os
 from pathlib import Path
 
 import torch
@@ -42,4 +43,5 @@ def test_the_machine_is_named_by_model_flags_cores_threads_and_torch(monkeypatch
     named = common.machine()
     assert named["cpu"] == "AMD EPYC (family 25, model 17)"
     assert named["cpu_flags"] == {"avx2": True, "avx512f": True, "amx_tile": False}
-    assert named["threads"] == torch.get_num_threads() and named["torch"] == torch.__version__
+    assert named["cpu_cores"] == os.cpu_count() and named["threads"] == torch.get_num_threads()
+    assert named["torch"] == torch.__version__
