@@ -4,7 +4,8 @@
 
 Reference: neuraloperator's SFNO as the app used to train it, modes (32, 64), width 32, 4 layers, its own
 transforms, the three fields in and its default grid embedding. Default: the module `python train.py <overrides>`
-builds (`runs.build.build_module` on the composed config). Both train on the same random batches of the data
+builds (`runs.build.build_module` on the composed config), its forward under Lightning's autocast where the overrides
+say `trainer.precision=bf16-mixed` (the reference stays float32). Both train on the same random batches of the data
 preset's shape; the two models' steps alternate in blocks, so that a change in the machine's load hits both, and
 each figure is the median over its steps after ``--warmup``. Between the blocks the machine's float32 rate on a
 square 1024x1024 matrix product is measured with the same threads (``gemm_gflops``, median), so that ``efficiency``
@@ -28,9 +29,11 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
@@ -49,16 +52,33 @@ def reference_net(channels: int, width: int, layers: int) -> nn.Module:
     return SFNO(n_modes=[32, 64], in_channels=channels, out_channels=channels, hidden_channels=width, n_layers=layers)
 
 
-def stepper(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, weights: torch.Tensor):
-    """One training step on a (batch, 2, channels, nlat, nlon) pair of states."""
+def stepper(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    weights: torch.Tensor,
+    precision: Callable[[], AbstractContextManager] = nullcontext,
+):
+    """One training step on a (batch, 2, channels, nlat, nlon) pair of states, forward and loss inside
+    ``precision()``."""
 
     def step(pair: torch.Tensor) -> None:
         optimizer.zero_grad()
-        loss = squared_l2_loss(forward(pair[:, 0]), pair[:, 1], weights)
+        with precision():
+            loss = squared_l2_loss(forward(pair[:, 0]), pair[:, 1], weights)
         loss.backward()
         optimizer.step()
 
     return step
+
+
+def forward_context(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:
+    """What Lightning runs a training step's forward in for ``trainer.precision``: nothing for float32, its autocast
+    for bf16-mixed."""
+    if str(precision) in ("32", "32-true"):
+        return nullcontext
+    if precision == "bf16-mixed":
+        return MixedPrecision("bf16-mixed", device.type).forward_context
+    raise ValueError(f"step_time.py times trainer.precision=32-true or bf16-mixed, not {precision}")
 
 
 def timed_steps(step: Callable[[torch.Tensor], None], batches: list[torch.Tensor]) -> list[float]:
@@ -127,9 +147,10 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="config overrides for the default model, as for train.py")
     args = parser.parse_args()
     cfg = compose_config(args.overrides)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = forward_context(cfg.trainer.precision, device)
     prepare_process(cfg.float32_matmul_precision)
     torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     default = build_module(cfg).to(device)
     channels = len(default.channels)
@@ -141,7 +162,7 @@ def main() -> None:
 
     steps = {
         "reference": stepper(reference_forward, torch.optim.Adam(reference.parameters(), lr=cfg.training.lr), weights),
-        "default": stepper(default, default.optimizer_factory(default.parameters()), weights),
+        "default": stepper(default, default.optimizer_factory(default.parameters()), weights, precision),
     }
     shape = (args.batch_size, 2, channels, cfg.data.nlat, cfg.data.nlon)
     generator = torch.Generator().manual_seed(0)
@@ -166,6 +187,7 @@ def main() -> None:
         "machine": machine(),
         "batch_size": args.batch_size,
         "grid": f"{cfg.data.nlat}x{cfg.data.nlon}",
+        "precision": str(cfg.trainer.precision),
         "steps": len(times["default"]),
         "reference_parameters": count_parameters(reference),
         "default_parameters": count_parameters(default.net),

@@ -1,15 +1,16 @@
-"""benchmarks/step_time.py's ceiling: the matrix products it replays are the step's own, FLOP for FLOP; and the machine
-every benchmark names."""
+"""benchmarks/step_time.py's ceiling: the matrix products it replays are the step's own, FLOP for FLOP; the precision
+it times is the one the overrides ask for; and the machine every benchmark names."""
 
 import os
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import common
-from benchmarks.step_time import products_seconds, recorded_products
+from benchmarks.step_time import forward_context, products_seconds, recorded_products
 
 
 def test_the_replayed_products_are_the_steps_with_their_flops_and_layouts():
@@ -45,3 +46,13 @@ def test_the_machine_is_named_by_model_flags_cores_threads_and_torch(monkeypatch
     assert named["cpu_flags"] == {"avx2": True, "avx512f": True, "amx_tile": False}
     assert named["cpu_cores"] == os.cpu_count() and named["threads"] == torch.get_num_threads()
     assert named["torch"] == torch.__version__
+
+
+def test_the_default_step_runs_in_the_precision_the_overrides_ask_for():
+    layer, x = nn.Linear(4, 4), torch.randn(2, 4)
+    cpu = torch.device("cpu")
+    for precision, dtype in (("32-true", torch.float32), (32, torch.float32), ("bf16-mixed", torch.bfloat16)):
+        with forward_context(precision, cpu)():
+            assert layer(x).dtype == dtype, precision
+    with pytest.raises(ValueError, match="trainer.precision=32-true or bf16-mixed, not 16-true"):
+        forward_context("16-true", cpu)
