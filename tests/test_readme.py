@@ -63,8 +63,10 @@ def test_readme_command(command, tmp_path, data_root):
     args = shlex.split(command, comments=True)
     assert args[:2] == ["python", "train.py"], f"only train.py commands run here: {command}"
     tiny = [*TINY_RUN, f"paths.data_root={data_root}", f"paths.log_dir={tmp_path / 'outputs'}"]
-    if not any(arg.startswith("logger=") for arg in args):  # W&B's own start costs a tiny run a seventh of its time:
-        tiny.append("logger=csv")  # the runs and sweeps of test_run_folders.py and test_sweeps.py keep it
+    # W&B's own start costs a tiny run a seventh of its time; the runs and sweeps of test_run_folders.py and
+    # test_sweeps.py keep it.
+    if not any(arg.startswith("logger=") for arg in args):
+        tiny.append("logger=csv")
     if any(arg.startswith("hparams_search=") for arg in args):  # an Optuna search: two tiny trials
         tiny += TINY_SEARCH
     if "experiment=sfno_vs_fno" in args:
